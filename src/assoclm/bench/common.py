@@ -1,0 +1,131 @@
+"""What every benchmark needs: provenance, side-by-side timing, atomic result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+
+def git_commit() -> str:
+    """HEAD's hash, suffixed with '-dirty' when the work tree has uncommitted changes."""
+    root = Path(__file__).resolve().parents[3]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(device: torch.device | str = "cpu") -> dict:
+    device = torch.device(device)
+    info = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def command_line() -> str:
+    """The command that is running, as one would type it again."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith(".py") and "assoclm" in argv[0]:
+        module = Path(argv[0]).with_suffix("").parts
+        argv = ["python", "-m", ".".join(module[module.index("assoclm"):])] + argv[1:]
+    return shlex.join(argv)
+
+
+def provenance(device: torch.device | str = "cpu") -> dict:
+    return {
+        "command": command_line(),
+        "git_commit": git_commit(),
+        "machine": machine_info(device),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_interleaved(
+    cases: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 1,
+    device: torch.device | str = "cpu",
+) -> dict[str, list[float]]:
+    """Time each case `repeats` times, taking turns (A B C, B C A, ...) so that a noisy
+    machine slows every case alike. Returns seconds per call, per case."""
+    device = torch.device(device)
+    names = list(cases)
+    for _ in range(warmup):
+        for name in names:
+            cases[name]()
+    synchronize(device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for name in order:
+            synchronize(device)
+            start = time.perf_counter()
+            cases[name]()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+def write_json_atomic(path: str | Path, obj: dict) -> Path:
+    """Write JSON to a temporary name beside `path`, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def save_figure_atomic(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure to a temporary name, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path

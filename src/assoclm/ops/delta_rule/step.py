@@ -1,0 +1,38 @@
+"""One token of the delta rule, for streaming inference."""
+
+from __future__ import annotations
+
+import torch
+
+from assoclm.ops.delta_rule.validate import check_delta_rule_args
+
+
+def delta_rule_step(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    decay: torch.Tensor | None,
+    state: torch.Tensor,
+    read: str = "after",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Advance the memory by one token and read it.
+
+    Args:
+        q, k: [B, H, K]; v: [B, H, V]; beta, decay: [B, H] in (0, 1] (decay None means 1);
+        state: S_{t−1}, [B, H, K, V].
+        read: "after" (o = S_tᵀq) or "before" (o = S_{t−1}ᵀq).
+
+    Returns:
+        o: [B, H, V] in v's dtype; new_state: S_t, [B, H, K, V] in float32.
+        The input state is not modified.
+    """
+    check_delta_rule_args(q, k, v, beta, decay, state, read, time_axis=False, state_name="state")
+    out_dtype = v.dtype
+    q, k, v, beta = (x.float() for x in (q, k, v, beta))
+    S_prev = state.float()
+    predicted = torch.einsum("bhk,bhkv->bhv", k, S_prev)
+    update = beta[..., None, None] * k[..., :, None] * (v - predicted)[..., None, :]
+    S = S_prev + update if decay is None else decay.float()[..., None, None] * S_prev + update
+    o = torch.einsum("bhk,bhkv->bhv", q, S if read == "after" else S_prev)
+    return o.to(out_dtype), S
