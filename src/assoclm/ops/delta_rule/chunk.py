@@ -52,25 +52,23 @@ class _StatePassing(torch.autograd.Function):
     Forward and backward each do two small matmuls per chunk; every other product runs
     batched over all chunks, outside the loop.
 
-    Shapes: U, E, O [B, H, N, C, V]; W, Q̃, K̃ [B, H, N, C, K]; P [B, H, N, C, C];
-    g [B, H, N]; S [B, H, K, V].
+    Chunk-major shapes (G = B·H): U, E, O [N, G, C, V]; W, Q̃, K̃ [N, G, C, K];
+    P [N, G, C, C]; g [N, G]; S [G, K, V].
     """
 
     @staticmethod
     def forward(ctx, U, W, q_decayed, P, k_to_end, chunk_decay, S0):
-        g = chunk_decay[..., None, None]  # (B, H, N, 1, 1)
+        g = chunk_decay[..., None, None]  # (N, G, 1, 1)
         starts, errors = [], []
         S = S0
         # plain matmul, not baddbmm: on CPU baddbmm loops over the batch matrix by matrix.
-        for U_n, W_n, kT_n, g_n in zip(
-            U.unbind(2), W.unbind(2), k_to_end.transpose(-1, -2).unbind(2), g.unbind(2)
-        ):
+        for U_n, W_n, kT_n, g_n in zip(U, W, k_to_end.transpose(-1, -2), g):
             starts.append(S)
-            E = U_n - W_n @ S  # (B, H, C, V)
+            E = U_n - W_n @ S  # (G, C, V)
             errors.append(E)
             S = g_n * S + kT_n @ E
-        S_all = torch.stack(starts, dim=2)  # (B, H, N, K, V)
-        E_all = torch.stack(errors, dim=2)  # (B, H, N, C, V)
+        S_all = torch.stack(starts)  # (N, G, K, V)
+        E_all = torch.stack(errors)  # (N, G, C, V)
         O = q_decayed @ S_all + P @ E_all
         ctx.save_for_backward(W, q_decayed, P, k_to_end, chunk_decay, S_all, E_all)
         return O, S
@@ -79,30 +77,26 @@ class _StatePassing(torch.autograd.Function):
     def backward(ctx, dO, dS_final):
         W, q_decayed, P, k_to_end, chunk_decay, S_all, E_all = ctx.saved_tensors
         g = chunk_decay[..., None, None]
-        dS = torch.zeros_like(S_all[:, :, 0]) if dS_final is None else dS_final
+        dS = torch.zeros_like(S_all[0]) if dS_final is None else dS_final
         dO = torch.zeros_like(E_all) if dO is None else dO.contiguous()
         # Contributions of O to dE_n and dS_n, for all chunks at once.
-        dE_from_O = P.transpose(-1, -2) @ dO  # (B, H, N, C, V)
-        dS_from_O = q_decayed.transpose(-1, -2) @ dO  # (B, H, N, K, V)
+        dE_from_O = P.transpose(-1, -2) @ dO  # (N, G, C, V)
+        dS_from_O = q_decayed.transpose(-1, -2) @ dO  # (N, G, K, V)
         dE_list, dS_next_list = [], []
-        per_chunk = zip(
-            dE_from_O.unbind(2), dS_from_O.unbind(2), k_to_end.unbind(2),
-            W.transpose(-1, -2).unbind(2), g.unbind(2),
-        )
+        per_chunk = zip(dE_from_O, dS_from_O, k_to_end, W.transpose(-1, -2), g)
         for dE_O, dS_O, k_n, WT_n, g_n in reversed(list(per_chunk)):
             dS_next_list.append(dS)
-            dE = dE_O + k_n @ dS  # (B, H, C, V)
+            dE = dE_O + k_n @ dS  # (G, C, V)
             dE_list.append(dE)
             dS = dS_O + g_n * dS - WT_n @ dE
-        dE_all = torch.stack(dE_list[::-1], dim=2)  # (B, H, N, C, V)
-        dS_next = torch.stack(dS_next_list[::-1], dim=2)  # (B, H, N, K, V)
-        dU = dE_all
+        dE_all = torch.stack(dE_list[::-1])  # (N, G, C, V)
+        dS_next = torch.stack(dS_next_list[::-1])  # (N, G, K, V)
         dW = -(dE_all @ S_all.transpose(-1, -2))
         dq_decayed = dO @ S_all.transpose(-1, -2)
         dP = dO @ E_all.transpose(-1, -2)
         dk_to_end = E_all @ dS_next.transpose(-1, -2)
         dchunk_decay = (S_all * dS_next).sum((-1, -2))
-        return dU, dW, dq_decayed, dP, dk_to_end, dchunk_decay, dS
+        return dE_all, dW, dq_decayed, dP, dk_to_end, dchunk_decay, dS
 
 
 def delta_rule_chunked(
@@ -152,23 +146,25 @@ def delta_rule_chunked(
     N = (T + pad) // C
 
     def to_chunks(x: torch.Tensor) -> torch.Tensor:
-        # (B, T, H, ...) -> (B, H, N, C, ...), float32, zero-padded in time. Contiguous:
-        # CPU bmm on strided batches falls back to a slow matrix-by-matrix loop.
-        x = x.float().transpose(1, 2)
+        # (B, T, H, ...) -> chunk-major (N, B·H, C, ...), float32, zero-padded in time.
+        # Contiguous, so that each chunk is one block and batched matmuls see one batch
+        # dimension (CPU bmm on strided batches falls back to a matrix-by-matrix loop).
+        x = x.float()
         if pad:
-            x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, pad))
-        return x.reshape(B, H, N, C, *x.shape[3:]).contiguous()
+            x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, 0, 0, pad))
+        x = x.view(B, N, C, H, *x.shape[3:]).transpose(2, 3).transpose(0, 1)
+        return x.reshape(N, B * H, C, *x.shape[4:])
 
-    q_, k_, v_ = to_chunks(q), to_chunks(k), to_chunks(v)  # (B, H, N, C, K|V)
+    q_, k_, v_ = to_chunks(q), to_chunks(k), to_chunks(v)  # (N, G, C, K|V)
     # Padded steps have β = 0 and α = 1: they leave the state untouched.
-    beta_ = to_chunks(beta)  # (B, H, N, C)
+    beta_ = to_chunks(beta)  # (N, G, C)
     log_a = torch.zeros_like(beta_) if decay is None else to_chunks(decay.float().log())
 
     # Cumulative log-retention inside each chunk: b_r = Σ_{i≤r} log α_i; b_prev excludes r.
     # Kept in float64: the gradient of log α sums row and column terms of exp(b_i − b_j)
     # that cancel, and dα = d(log α)/α magnifies what is left by up to 1/α.
     log_a = log_a.double()
-    b = log_a.cumsum(-1)  # (B, H, N, C)
+    b = log_a.cumsum(-1)  # (N, G, C)
     b_prev = b - log_a
     ones = torch.ones(C, C, dtype=torch.bool, device=q.device)
     incl, strict = ones.tril(), ones.tril(-1)
@@ -179,17 +175,20 @@ def delta_rule_chunked(
     # right-hand sides: E = U − W S_0.
     A = beta_[..., None] * (k_ @ k_.transpose(-1, -2)) * _segment_decay(b_prev, b, strict)
     T_inv = _UnitLowerInverse.apply(A + torch.eye(C, dtype=A.dtype, device=A.device))
-    U = T_inv @ (beta_[..., None] * v_)  # (B, H, N, C, V)
-    W = T_inv @ ((beta_ * b_prev.exp().float())[..., None] * k_)  # (B, H, N, C, K)
+    U = T_inv @ (beta_[..., None] * v_)  # (N, G, C, V)
+    W = T_inv @ ((beta_ * b_prev.exp().float())[..., None] * k_)  # (N, G, C, K)
 
     # o_r = exp(b_read_r) S_0ᵀ q_r + Σ_j (q_r·k_j) exp(b_read_r − b_j) e_j over j ≤ r ("after")
     # or j < r ("before"), where b_read is b or b_prev.
     b_read, mask = (b, incl) if read == "after" else (b_prev, strict)
-    P = (q_ @ k_.transpose(-1, -2)) * _segment_decay(b_read, b, mask)  # (B, H, N, C, C)
+    P = (q_ @ k_.transpose(-1, -2)) * _segment_decay(b_read, b, mask)  # (N, G, C, C)
     q_decayed = q_ * b_read.exp().float()[..., None]
     # S_C = exp(b_C) S_0 + Σ_j exp(b_C − b_j) k_j e_jᵀ
     k_to_end = k_ * (b[..., -1:] - b).exp().float()[..., None]
 
-    o, S = _StatePassing.apply(U, W, q_decayed, P, k_to_end, b[..., -1].exp().float(), S)
-    o = o.reshape(B, H, N * C, V)[:, :, :T]
-    return o.transpose(1, 2).to(out_dtype), S
+    o, S = _StatePassing.apply(
+        U, W, q_decayed, P, k_to_end, b[..., -1].exp().float(), S.reshape(B * H, K, V)
+    )
+    # (N, B·H, C, V) -> (B, T, H, V)
+    o = o.view(N, B, H, C, V).permute(1, 0, 3, 2, 4).reshape(B, N * C, H, V)[:, :T]
+    return o.to(out_dtype), S.view(B, H, K, V)
