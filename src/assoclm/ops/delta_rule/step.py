@@ -15,8 +15,14 @@ def delta_rule_step(
     decay: torch.Tensor | None,
     state: torch.Tensor,
     read: str = "after",
+    error_clip: float | None = None,
+    state_clip: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Advance the memory by one token and read it.
+
+    With `error_clip` the write error v − Sᵀk is clamped to [−error_clip, error_clip], and
+    with `state_clip` the new state to [−state_clip, state_clip] (the Propagator seed's
+    guards for its sequential mode); both default to off, the exact delta rule.
 
     Args:
         q, k: [B, H, K]; v: [B, H, V]; beta, decay: [B, H] in (0, 1] (decay None means 1);
@@ -31,8 +37,12 @@ def delta_rule_step(
     out_dtype = v.dtype
     q, k, v, beta = (x.float() for x in (q, k, v, beta))
     S_prev = state.float()
-    predicted = torch.einsum("bhk,bhkv->bhv", k, S_prev)
-    update = beta[..., None, None] * k[..., :, None] * (v - predicted)[..., None, :]
+    error = v - torch.einsum("bhk,bhkv->bhv", k, S_prev)
+    if error_clip is not None:
+        error = error.clamp(-error_clip, error_clip)
+    update = beta[..., None, None] * k[..., :, None] * error[..., None, :]
     S = S_prev + update if decay is None else decay.float()[..., None, None] * S_prev + update
+    if state_clip is not None:
+        S = S.clamp(-state_clip, state_clip)
     o = torch.einsum("bhk,bhkv->bhv", q, S if read == "after" else S_prev)
     return o.to(out_dtype), S

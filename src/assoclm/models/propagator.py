@@ -1,0 +1,245 @@
+"""Propagator: a language model whose every layer keeps a persistent K×V memory matrix.
+
+Per layer (DESIGN.md, "Propagator block"):
+
+    h = RMSNorm₁(x)
+    q = l2norm(W_q h);           r = Mᵀq                           # memory before this write
+    x = x + γ₁ ⊙ W_o r
+    x = x + γ₂ ⊙ MLP(RMSNorm₂(x))
+    w = RMSNorm₃(x)  if write_from == "output"  else  h
+    k = l2norm(W_k w);  v = tanh(W_v w)
+    β = write_rate · σ(w_β·w + b_β);   α = 1 − forget_rate · σ(w_f·w + b_f)
+    M = α·M + β·k (v − Mᵀk)ᵀ
+
+With write_from="input" the memory is a linear recurrence over the block inputs and the
+whole sequence runs through the chunk-parallel delta rule. With write_from="output" (the
+seed's exact dataflow) each write depends on this layer's read, so training is a per-token
+scan, with the seed's guards: error clipped to [−1, 1], memory to [−10, 10].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from assoclm.config import Config, check_choice, check_float, check_int
+from assoclm.layers.mlp import MLP, MLP_KINDS
+from assoclm.models.state import MemoryState
+from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_step
+
+WRITE_FROM = ("input", "output")
+
+
+@dataclass
+class PropagatorConfig(Config):
+    """Defaults are the Propagator seed's (about 22M parameters at a 4,096 vocabulary)."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 512
+    num_layers: int = 8
+    memory_key_size: int = 128
+    memory_value_size: int = 256
+    memory_heads: int = 1
+    mlp_multiplier: float = 4.0
+    mlp: str = "swiglu"
+    write_rate: float = 0.1
+    forget_rate: float = 0.02
+    write_from: str = "input"
+    layer_scale_init: float = 0.1
+    norm_eps: float = 1e-6
+    chunk_size: int = 64
+    error_clip: float = 1.0
+    memory_clip: float = 10.0
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("vocab_size", "hidden_size", "num_layers", "memory_key_size",
+                      "memory_value_size", "memory_heads"):
+            check_int(name, field, getattr(self, field))
+        check_int(name, "chunk_size", self.chunk_size)
+        if self.chunk_size & (self.chunk_size - 1):
+            raise ValueError(f"{name}.chunk_size must be a power of two; got {self.chunk_size}")
+        for field in ("memory_key_size", "memory_value_size"):
+            if getattr(self, field) % self.memory_heads:
+                raise ValueError(
+                    f"{name}.{field}={getattr(self, field)} must be divisible by "
+                    f"memory_heads={self.memory_heads}"
+                )
+        check_float(name, "mlp_multiplier", self.mlp_multiplier, 0, 64, low_open=True)
+        check_choice(name, "mlp", self.mlp, MLP_KINDS)
+        check_choice(name, "write_from", self.write_from, WRITE_FROM)
+        # β = write_rate·σ(·) and α = 1 − forget_rate·σ(·) must stay in (0, 1].
+        check_float(name, "write_rate", self.write_rate, 0, 1, low_open=True)
+        check_float(name, "forget_rate", self.forget_rate, 0, 1, high_open=True)
+        check_float(name, "layer_scale_init", self.layer_scale_init, 0, 10)
+        check_float(name, "norm_eps", self.norm_eps, 0, 1, low_open=True)
+        check_float(name, "error_clip", self.error_clip, 0, math.inf, low_open=True)
+        check_float(name, "memory_clip", self.memory_clip, 0, math.inf, low_open=True)
+        check_float(name, "init_std", self.init_std, 0, 1, low_open=True)
+
+    @property
+    def head_key_size(self) -> int:
+        return self.memory_key_size // self.memory_heads
+
+    @property
+    def head_value_size(self) -> int:
+        return self.memory_value_size // self.memory_heads
+
+
+class PropagatorBlock(nn.Module):
+    """One layer: read the memory, MLP, write the memory. State: M [B, H, K/H, V/H]."""
+
+    def __init__(self, config: PropagatorConfig):
+        super().__init__()
+        c = config
+        self.config = c
+        D, H = c.hidden_size, c.memory_heads
+        self.norm_read = nn.RMSNorm(D, eps=c.norm_eps)
+        self.norm_mlp = nn.RMSNorm(D, eps=c.norm_eps)
+        self.norm_write = nn.RMSNorm(D, eps=c.norm_eps) if c.write_from == "output" else None
+        self.to_q = nn.Linear(D, c.memory_key_size, bias=False)
+        self.to_k = nn.Linear(D, c.memory_key_size, bias=False)
+        self.to_v = nn.Linear(D, c.memory_value_size, bias=False)
+        # write strength and forget gate, one per head
+        self.to_gates = nn.Linear(D, 2 * H, bias=True)
+        self.out = nn.Linear(c.memory_value_size, D, bias=False)
+        self.mlp = MLP(D, c.mlp_multiplier, c.mlp)
+        self.scale_read = nn.Parameter(torch.full((D,), c.layer_scale_init))
+        self.scale_mlp = nn.Parameter(torch.full((D,), c.layer_scale_init))
+
+    def _heads(self, x: torch.Tensor, size: int) -> torch.Tensor:
+        # (..., H·size) -> (..., H, size)
+        return x.unflatten(-1, (self.config.memory_heads, size))
+
+    def _query(self, h: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self._heads(self.to_q(h), self.config.head_key_size), dim=-1)
+
+    def _write_args(self, w: torch.Tensor):
+        """k [..., H, K], v [..., H, V], β [..., H], α [..., H] from the write input w [..., D]."""
+        c = self.config
+        k = F.normalize(self._heads(self.to_k(w), c.head_key_size), dim=-1)
+        v = torch.tanh(self._heads(self.to_v(w), c.head_value_size))
+        beta_logit, forget_logit = self.to_gates(w).float().chunk(2, dim=-1)
+        beta = c.write_rate * torch.sigmoid(beta_logit)
+        decay = 1 - c.forget_rate * torch.sigmoid(forget_logit)
+        return k, v, beta, decay
+
+    def _after_read(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        # r: (..., H, V/H) read from memory -> residual update and MLP
+        x = x + self.scale_read * self.out(r.flatten(-2).to(x.dtype))
+        return x + self.scale_mlp * self.mlp(self.norm_mlp(x))
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, D], memory [B, H, K/H, V/H] -> (x [B, T, D], memory)."""
+        if self.config.write_from == "input":
+            h = self.norm_read(x)
+            k, v, beta, decay = self._write_args(h)
+            r, memory = delta_rule_chunked(
+                self._query(h), k, v, beta, decay, initial_state=memory, read="before",
+                chunk_size=self.config.chunk_size,
+            )
+            return self._after_read(x, r), memory
+        outputs = []
+        for x_t in x.unbind(1):
+            y, memory = self.step(x_t, memory)
+            outputs.append(y)
+        return torch.stack(outputs, dim=1), memory
+
+    def step(self, x: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token: x [B, D], memory [B, H, K/H, V/H] -> (x [B, D], memory)."""
+        c = self.config
+        h = self.norm_read(x)
+        q = self._query(h)
+        if c.write_from == "input":
+            k, v, beta, decay = self._write_args(h)
+            r, memory = delta_rule_step(q, k, v, beta, decay, memory, read="before")
+            return self._after_read(x, r), memory
+        r = torch.einsum("bhk,bhkv->bhv", q.float(), memory)
+        x = self._after_read(x, r)
+        k, v, beta, decay = self._write_args(self.norm_write(x))
+        # The read happened before the MLP; this call only writes (its read is discarded),
+        # with the seed's clipping of the error and the memory.
+        _, memory = delta_rule_step(q, k, v, beta, decay, memory, read="after",
+                                    error_clip=c.error_clip, state_clip=c.memory_clip)
+        return x, memory
+
+
+class PropagatorLM(nn.Module):
+    """Token ids -> next-token logits, with an explicit constant-size state.
+
+    forward(tokens [B, T], state=None) -> (logits [B, T, vocab], state)
+    step(token [B], state) -> (logits [B, vocab], state)
+    """
+
+    def __init__(self, config: PropagatorConfig):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.blocks = nn.ModuleList(PropagatorBlock(config) for _ in range(config.num_layers))
+        self.norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.init_std
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def init_state(self, batch_size: int, device=None) -> MemoryState:
+        c = self.config
+        device = self.embed.weight.device if device is None else device
+        shape = (batch_size, c.memory_heads, c.head_key_size, c.head_value_size)
+        return MemoryState(tuple(torch.zeros(shape, device=device) for _ in self.blocks))
+
+    def _check(self, tokens: torch.Tensor, state: MemoryState | None, time_axis: bool):
+        want = 2 if time_axis else 1
+        if tokens.dim() != want or tokens.dtype not in (torch.long, torch.int32, torch.int64):
+            layout = "[B, T]" if time_axis else "[B]"
+            raise ValueError(
+                f"tokens must be an integer tensor of shape {layout}; "
+                f"got {tokens.dtype} {list(tokens.shape)}"
+            )
+        if state is None:
+            return self.init_state(tokens.shape[0], tokens.device)
+        if len(state.memories) != len(self.blocks) or state.batch_size != tokens.shape[0]:
+            raise ValueError(
+                f"state has {len(state.memories)} layers and batch {state.batch_size}; "
+                f"this model has {len(self.blocks)} layers and the tokens batch "
+                f"{tokens.shape[0]}"
+            )
+        return state
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        # tied input/output embeddings
+        return F.linear(self.norm(x), self.embed.weight)
+
+    def forward(self, tokens: torch.Tensor, state: MemoryState | None = None
+                ) -> tuple[torch.Tensor, MemoryState]:
+        state = self._check(tokens, state, time_axis=True)
+        x = self.embed(tokens)
+        memories = []
+        for block, memory in zip(self.blocks, state.memories):
+            x, memory = block(x, memory)
+            memories.append(memory)
+        return self._logits(x), MemoryState(tuple(memories))
+
+    def step(self, token: torch.Tensor, state: MemoryState | None = None
+             ) -> tuple[torch.Tensor, MemoryState]:
+        state = self._check(token, state, time_axis=False)
+        x = self.embed(token)
+        memories = []
+        for block, memory in zip(self.blocks, state.memories):
+            x, memory = block.step(x, memory)
+            memories.append(memory)
+        return self._logits(x), MemoryState(tuple(memories))
