@@ -1,0 +1,547 @@
+"""Tokenizers with the full-duplex control tokens reserved at ids 0..8.
+
+Two tokenizers share one interface (:class:`BaseTokenizer`):
+
+* :class:`ByteTokenizer`: ids 0..8 are the control tokens, ids 9..264 are the 256 bytes of
+  the UTF-8 encoding (vocabulary 265). No training, no state.
+* :class:`BPETokenizer`: byte-level BPE trained with Hugging Face ``tokenizers``. The HF
+  tokenizer knows only the byte-level BPE (its ids start at 0); this wrapper reserves ids
+  0..8 for the control tokens and shifts every HF id by 9. All 256 bytes are always in the
+  vocabulary, so any string encodes (byte fallback).
+
+The control tokens are deliberately *not* registered with HF as special or added tokens:
+those match literal text, so a user typing "[USER]" would inject a control id. Here
+encoding plain text can never produce a control id; control ids enter a token stream only
+when the caller puts them there (``tok.control_id("[USER]")``).
+
+Round trip: ``decode(encode(s)) == s`` for every ``str`` that is valid Unicode text, i.e.
+every string without lone surrogates (U+D800..U+DFFF cannot be written as UTF-8; encoding
+such a string raises ``ValueError``). Nothing is normalised, stripped or prefixed. Decoding
+an id sequence whose bytes are not valid UTF-8 (for example one that stops in the middle
+of a multi-byte character) never fails: the broken bytes become U+FFFD.
+
+A tokenizer is saved as one JSON file (``tokenizer.json``) holding ``"kind"``, the control
+tokens and, for BPE, the HF tokenizer's own JSON; :func:`load_tokenizer` reads either kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+CONTROL_TOKENS: tuple[str, ...] = (
+    "[PAD]",
+    "[SESSION]",
+    "[USER]",
+    "[LISTEN]",
+    "[USER_END]",
+    "[MODEL]",
+    "[USER_INTERRUPT]",
+    "[MODEL_END]",
+    "[SESSION_END]",
+)
+NUM_CONTROL: int = len(CONTROL_TOKENS)
+CONTROL_IDS: MappingProxyType[str, int] = MappingProxyType(
+    {name: i for i, name in enumerate(CONTROL_TOKENS)}
+)
+PAD_ID: int = CONTROL_IDS["[PAD]"]
+
+TOKENIZER_FILENAME = "tokenizer.json"
+_FORMAT = "assoclm-tokenizer"
+_FORMAT_VERSION = 1
+
+
+def _byte_level_alphabet() -> dict[str, int]:
+    """Return the byte-level BPE character -> byte map (GPT-2's ``bytes_to_unicode``, inverted).
+
+    Byte-level BPE spells each byte as one printable character so that merges operate on
+    strings: bytes that are already printable Latin-1 stand for themselves, the remaining 68
+    are moved, in order, to U+0100 and up. HF ``tokenizers`` uses the same table; we need it
+    to turn a vocabulary entry back into its exact bytes.
+
+    Returns:
+        dict of 256 entries, one-character ``str`` -> byte value in ``[0, 256)``.
+    """
+    printable = {
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    }
+    alphabet: dict[str, int] = {}
+    shifted = 0
+    for byte in range(256):
+        if byte in printable:
+            alphabet[chr(byte)] = byte
+        else:
+            alphabet[chr(256 + shifted)] = byte
+            shifted += 1
+    return alphabet
+
+
+_BYTE_LEVEL_ALPHABET = _byte_level_alphabet()
+
+
+def _unencodable_text_error(text: str) -> ValueError:
+    """Build the error for a ``str`` that has no UTF-8 form (it contains a lone surrogate)."""
+    for index, char in enumerate(text):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            return ValueError(
+                f"cannot encode text: lone surrogate U+{ord(char):04X} at index {index} has no "
+                "UTF-8 encoding (only valid Unicode text can be tokenised)"
+            )
+    return ValueError("cannot encode text: it has no UTF-8 encoding")
+
+
+class BaseTokenizer:
+    """Interface shared by :class:`ByteTokenizer` and :class:`BPETokenizer`.
+
+    Ids ``0 .. NUM_CONTROL-1`` are the control tokens in :data:`CONTROL_TOKENS` order; every
+    other id stands for a fixed, non-empty byte string. Subclasses fill ``_pieces`` (one entry
+    per id: ``None`` for a control id, the id's bytes otherwise) and implement ``encode``,
+    ``_payload`` and ``_from_payload``; decoding, control-id lookups and saving live here.
+    """
+
+    kind: ClassVar[str]
+    _pieces: list[bytes | None]
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids, control ids included; valid ids are ``0 .. vocab_size-1``."""
+        return len(self._pieces)
+
+    @property
+    def pad_id(self) -> int:
+        """Id of ``[PAD]`` (always 0)."""
+        return PAD_ID
+
+    @property
+    def control_tokens(self) -> tuple[str, ...]:
+        """Names of the control tokens; the name at index i has id i."""
+        return CONTROL_TOKENS
+
+    def control_id(self, name: str) -> int:
+        """Return the id of control token ``name`` (e.g. ``"[USER]"`` -> 2).
+
+        Raises:
+            ValueError: ``name`` is not one of :data:`CONTROL_TOKENS`.
+        """
+        try:
+            return CONTROL_IDS[name]
+        except (KeyError, TypeError):
+            allowed = ", ".join(CONTROL_TOKENS)
+            raise ValueError(f"unknown control token {name!r}; allowed: {allowed}") from None
+
+    def is_control(self, token_id: int) -> bool:
+        """True when ``token_id`` is a control id (``0 <= token_id < NUM_CONTROL``)."""
+        return 0 <= token_id < NUM_CONTROL
+
+    def encode(self, text: str) -> list[int]:
+        """Encode ``text`` to ids; never yields a control id.
+
+        Args:
+            text: any ``str`` without lone surrogates.
+
+        Returns:
+            list of T ids, each in ``[NUM_CONTROL, vocab_size)``.
+        """
+        raise NotImplementedError
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encode each of N texts; equal to ``[self.encode(t) for t in texts]``.
+
+        Returns:
+            list of N lists of ids.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode_batch expects a sequence of strings; use encode for one")
+        return [self.encode(text) for text in texts]
+
+    def decode(self, ids: Iterable[int], skip_control: bool = False) -> str:
+        """Turn ids back into text.
+
+        Control ids are rendered as their names (``"[USER]"``), or dropped when
+        ``skip_control`` is true. The bytes between two control ids are decoded as UTF-8 with
+        ``errors="replace"``: output of :meth:`encode` round-trips exactly, and a sequence that
+        cuts a multi-byte character gives U+FFFD instead of failing.
+
+        Args:
+            ids: T ids, as a sequence of ints or a 1-D integer tensor / array.
+            skip_control: drop control ids instead of rendering their names.
+
+        Raises:
+            ValueError: an id is outside ``[0, vocab_size)``; the message names it.
+        """
+        # Tensors and arrays iterate as 0-d objects; one tolist() call gives plain ints.
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        pieces = self._pieces
+        vocab_size = len(pieces)
+        parts: list[str] = []
+        run: list[bytes] = []
+        for token_id in ids:
+            if not 0 <= token_id < vocab_size:
+                raise ValueError(
+                    f"cannot decode id {token_id!r}: outside the vocabulary [0, {vocab_size})"
+                )
+            piece = pieces[token_id]
+            if piece is not None:
+                run.append(piece)
+                continue
+            # A control id ends a run of bytes: decode what came before it on its own.
+            if run:
+                parts.append(b"".join(run).decode("utf-8", errors="replace"))
+                run = []
+            if not skip_control:
+                parts.append(CONTROL_TOKENS[token_id])
+        if run:
+            parts.append(b"".join(run).decode("utf-8", errors="replace"))
+        return "".join(parts)
+
+    def token_bytes(self, token_id: int) -> bytes | None:
+        """The bytes id ``token_id`` stands for, or ``None`` for a control id.
+
+        Raises:
+            ValueError: ``token_id`` is outside ``[0, vocab_size)``.
+        """
+        if not 0 <= token_id < self.vocab_size:
+            raise ValueError(f"id {token_id!r} is outside the vocabulary [0, {self.vocab_size})")
+        return self._pieces[token_id]
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write this tokenizer as one JSON file, atomically.
+
+        The JSON goes to a temporary file in the destination directory, which is then renamed
+        over the destination (``os.replace``): a reader never sees a half-written file and a
+        crash leaves the previous file, if any, in place.
+
+        Args:
+            path: a file path, or an existing directory (the file is then
+                ``path / "tokenizer.json"``).
+
+        Returns:
+            the path of the written file.
+        """
+        target = Path(path)
+        if target.is_dir():
+            target = target / TOKENIZER_FILENAME
+        payload = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "kind": self.kind,
+            "control_tokens": list(CONTROL_TOKENS),
+            "vocab_size": self.vocab_size,
+            **self._payload(),
+        }
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(payload, f, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
+            # mkstemp creates the file private (0600); a tokenizer is meant to be shared.
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return target
+
+    def _payload(self) -> dict[str, Any]:
+        """Kind-specific fields written by :meth:`save` next to the common ones."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any], source: Path) -> BaseTokenizer:
+        """Rebuild a tokenizer from a parsed ``tokenizer.json``; errors name ``source``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
+
+
+class ByteTokenizer(BaseTokenizer):
+    """Control ids 0..8, then one id per byte: byte ``b`` has id ``b + 9`` (vocabulary 265)."""
+
+    kind = "byte"
+
+    def __init__(self) -> None:
+        self._pieces = [None] * NUM_CONTROL + [bytes([b]) for b in range(256)]
+
+    def encode(self, text: str) -> list[int]:
+        """Encode ``text`` as its UTF-8 bytes, each shifted by ``NUM_CONTROL``.
+
+        Returns:
+            list of T ids in ``[9, 265)``, T = number of UTF-8 bytes of ``text``.
+
+        Raises:
+            ValueError: ``text`` contains a lone surrogate (no UTF-8 form).
+        """
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _unencodable_text_error(text) from None
+        return [b + NUM_CONTROL for b in data]
+
+    def _payload(self) -> dict[str, Any]:
+        return {}
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any], source: Path) -> ByteTokenizer:
+        return cls()
+
+
+class BPETokenizer(BaseTokenizer):
+    """Byte-level BPE (HF ``tokenizers``) with ids shifted by 9 behind the control ids.
+
+    Build one with :meth:`train` or :func:`load_tokenizer`; the constructor wraps an
+    already trained HF ``tokenizers.Tokenizer`` and checks that it is one this class can use.
+    """
+
+    kind = "bpe"
+
+    def __init__(self, hf_tokenizer: Tokenizer) -> None:
+        """Wrap a trained HF byte-level BPE tokenizer.
+
+        Raises:
+            ValueError: the HF tokenizer has added/special tokens (they would match literal
+                text), a normaliser (it would break the round trip), non-contiguous ids, a
+                vocabulary entry outside the byte-level alphabet, or lacks one of the 256 bytes.
+        """
+        self._hf = hf_tokenizer
+        self._pieces = [None] * NUM_CONTROL + _hf_id_bytes(hf_tokenizer)
+
+    @classmethod
+    def train(
+        cls,
+        texts: Iterable[str],
+        vocab_size: int = 4096,
+        min_frequency: int = 2,
+        show_progress: bool = False,
+    ) -> BPETokenizer:
+        """Train a byte-level BPE on ``texts``.
+
+        Words are split with the GPT-2 pre-tokenisation regex (no prefix space added); merges
+        never cross those boundaries. Training uses all cores; many moderate texts (documents
+        or lines) parallelise better than one huge string.
+
+        Args:
+            texts: the training corpus; a single ``str`` counts as one document.
+            vocab_size: total ids, control ids included; at least ``NUM_CONTROL + 256`` (265).
+                A small corpus may yield fewer merges, hence a smaller vocabulary.
+            min_frequency: a pair must occur at least this often to be merged (>= 1).
+            show_progress: let HF print its progress bars.
+        """
+        min_vocab = NUM_CONTROL + 256
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+            raise TypeError(f"vocab_size must be an int, got {type(vocab_size).__name__}")
+        if vocab_size < min_vocab:
+            raise ValueError(
+                f"vocab_size must be >= {min_vocab} ({NUM_CONTROL} control ids + 256 bytes), "
+                f"got {vocab_size}"
+            )
+        if isinstance(min_frequency, bool) or not isinstance(min_frequency, int):
+            raise TypeError(f"min_frequency must be an int, got {type(min_frequency).__name__}")
+        if min_frequency < 1:
+            raise ValueError(f"min_frequency must be >= 1, got {min_frequency}")
+        # Iterating a bare string would train on its characters one by one.
+        if isinstance(texts, str):
+            texts = [texts]
+
+        hf = Tokenizer(models.BPE())
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size - NUM_CONTROL,
+            min_frequency=min_frequency,
+            show_progress=show_progress,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            special_tokens=[],
+        )
+        hf.train_from_iterator(texts, trainer=trainer)
+        return cls(hf)
+
+    def encode(self, text: str) -> list[int]:
+        """Encode ``text`` with the byte-level BPE.
+
+        Returns:
+            list of T ids in ``[9, vocab_size)``.
+
+        Raises:
+            ValueError: ``text`` contains a lone surrogate (no UTF-8 form).
+            TypeError: ``text`` is not a ``str``.
+        """
+        try:
+            ids = self._hf.encode(text, add_special_tokens=False).ids
+        except TypeError:
+            raise self._bad_input(text) from None
+        return [i + NUM_CONTROL for i in ids]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encode N texts on HF's parallel batch path; equal to ``[encode(t) for t in texts]``.
+
+        Returns:
+            list of N lists of ids.
+        """
+        if isinstance(texts, str):
+            raise TypeError("encode_batch expects a sequence of strings; use encode for one")
+        texts = list(texts)
+        # encode_batch_fast skips offset tracking we never read; older releases lack it.
+        batch = getattr(self._hf, "encode_batch_fast", self._hf.encode_batch)
+        try:
+            encodings = batch(texts, add_special_tokens=False)
+        except TypeError:
+            raise next(
+                (self._bad_input(t) for t in texts if not _is_utf8_text(t)),
+                TypeError("encode_batch expects a sequence of strings"),
+            ) from None
+        return [[i + NUM_CONTROL for i in enc.ids] for enc in encodings]
+
+    @property
+    def hf_tokenizer(self) -> Tokenizer:
+        """The wrapped HF ``tokenizers.Tokenizer`` (its ids are ours minus ``NUM_CONTROL``)."""
+        return self._hf
+
+    @staticmethod
+    def _bad_input(text: object) -> Exception:
+        if isinstance(text, str):
+            return _unencodable_text_error(text)
+        return TypeError(f"expected str, got {type(text).__name__}")
+
+    def _payload(self) -> dict[str, Any]:
+        return {"hf_tokenizer": json.loads(self._hf.to_str())}
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any], source: Path) -> BPETokenizer:
+        hf_json = payload.get("hf_tokenizer")
+        if not isinstance(hf_json, dict):
+            raise ValueError(f"{source}: bpe tokenizer has no 'hf_tokenizer' object")
+        try:
+            hf = Tokenizer.from_str(json.dumps(hf_json))
+        except Exception as exc:
+            raise ValueError(
+                f"{source}: 'hf_tokenizer' is not a valid HF tokenizer: {exc}"
+            ) from exc
+        try:
+            return cls(hf)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from exc
+
+
+def _is_utf8_text(text: object) -> bool:
+    """True for a ``str`` that has a UTF-8 form."""
+    if not isinstance(text, str):
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _hf_id_bytes(hf: Tokenizer) -> list[bytes]:
+    """Bytes of every HF id ``0 .. n-1`` of a byte-level BPE, checking it keeps our guarantees.
+
+    Returns:
+        list of n non-empty ``bytes``; entry i is what HF id i stands for.
+    """
+    hf_json = json.loads(hf.to_str())
+    if hf_json.get("added_tokens"):
+        names = [t.get("content") for t in hf_json["added_tokens"]]
+        raise ValueError(
+            f"HF tokenizer has added/special tokens {names}; they would match literal text, "
+            "so control tokens must not be registered with HF"
+        )
+    if hf_json.get("normalizer") is not None:
+        raise ValueError("HF tokenizer has a normalizer; it would break decode(encode(s)) == s")
+    pre = hf_json.get("pre_tokenizer") or {}
+    if pre.get("type") != "ByteLevel" or pre.get("add_prefix_space"):
+        raise ValueError(
+            f"HF tokenizer must use a ByteLevel pre-tokenizer without add_prefix_space, got {pre}"
+        )
+    vocab: dict[str, int] = hf.get_vocab(with_added_tokens=False)
+    n = len(vocab)
+    pieces: list[bytes | None] = [None] * n
+    for token, hf_id in vocab.items():
+        if not 0 <= hf_id < n or pieces[hf_id] is not None:
+            raise ValueError(f"HF vocabulary ids are not 0..{n - 1} without gaps (id {hf_id})")
+        try:
+            pieces[hf_id] = bytes(_BYTE_LEVEL_ALPHABET[c] for c in token)
+        except KeyError:
+            raise ValueError(
+                f"HF vocabulary entry {token!r} is not spelled in the byte-level alphabet"
+            ) from None
+    single = {p[0] for p in pieces if p is not None and len(p) == 1}
+    if len(single) != 256:
+        missing = sorted(set(range(256)) - single)
+        raise ValueError(
+            f"HF vocabulary lacks {len(missing)} of the 256 bytes (first: {missing[:8]}); "
+            "some strings could not be encoded"
+        )
+    return pieces  # type: ignore[return-value]
+
+
+_KINDS: dict[str, type[BaseTokenizer]] = {
+    ByteTokenizer.kind: ByteTokenizer,
+    BPETokenizer.kind: BPETokenizer,
+}
+
+
+def load_tokenizer(path: str | os.PathLike[str]) -> ByteTokenizer | BPETokenizer:
+    """Read a tokenizer written by :meth:`BaseTokenizer.save`.
+
+    Args:
+        path: the JSON file, or a directory holding ``tokenizer.json`` (a checkpoint).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a valid tokenizer file; the message names the path and
+            what is wrong (bad JSON, unknown kind, different control tokens, ...).
+    """
+    source = Path(path)
+    if source.is_dir():
+        source = source / TOKENIZER_FILENAME
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"tokenizer file not found: {source}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{source}: not a tokenizer file (not UTF-8 text: {exc})") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{source}: not valid JSON ({exc}); the file may be truncated") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{source}: expected a JSON object, got {type(payload).__name__}")
+    if payload.get("format") != _FORMAT:
+        raise ValueError(
+            f"{source}: not an assoclm tokenizer file ('format' is {payload.get('format')!r}, "
+            f"expected {_FORMAT!r})"
+        )
+    if payload.get("version") != _FORMAT_VERSION:
+        raise ValueError(
+            f"{source}: unsupported tokenizer file version {payload.get('version')!r} "
+            f"(this assoclm reads version {_FORMAT_VERSION})"
+        )
+    kind = payload.get("kind")
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ValueError(
+            f"{source}: unknown tokenizer kind {kind!r}; expected one of {list(_KINDS)}"
+        )
+    if payload.get("control_tokens") != list(CONTROL_TOKENS):
+        raise ValueError(
+            f"{source}: control tokens {payload.get('control_tokens')!r} differ from this "
+            f"assoclm's {list(CONTROL_TOKENS)}; ids would be misread"
+        )
+    tokenizer = _KINDS[kind]._from_payload(payload, source)
+    if payload.get("vocab_size") != tokenizer.vocab_size:
+        raise ValueError(
+            f"{source}: file says vocab_size {payload.get('vocab_size')!r} but the tokenizer "
+            f"it holds has {tokenizer.vocab_size}"
+        )
+    return tokenizer  # type: ignore[return-value]
