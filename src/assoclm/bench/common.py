@@ -8,7 +8,6 @@ import platform
 import shlex
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -58,18 +57,14 @@ def machine_info(device: torch.device | str = "cpu") -> dict:
     return info
 
 
-def command_line() -> str:
-    """The command that is running, as one would type it again."""
-    argv = list(sys.argv)
-    if argv and argv[0].endswith(".py") and "assoclm" in argv[0]:
-        module = Path(argv[0]).with_suffix("").parts
-        argv = ["python", "-m", ".".join(module[module.index("assoclm"):])] + argv[1:]
-    return shlex.join(argv)
+def command_line(module: str, argv: list[str]) -> str:
+    """The command that reproduces this run, as one would type it again."""
+    return shlex.join(["python", "-m", module, *argv])
 
 
-def provenance(device: torch.device | str = "cpu") -> dict:
+def provenance(module: str, argv: list[str], device: torch.device | str = "cpu") -> dict:
     return {
-        "command": command_line(),
+        "command": command_line(module, argv),
         "git_commit": git_commit(),
         "machine": machine_info(device),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

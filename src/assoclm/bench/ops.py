@@ -11,6 +11,7 @@ and ratios, written as JSON (with the command, commit and machine) and a PNG.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 import torch
@@ -101,7 +102,7 @@ def check_agreement(inputs: dict, chunk_size: int) -> float:
     return ((o_c.float() - o_r.float()).norm() / o_r.float().norm()).item()
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
     device = torch.device(args.device)
     dtype = getattr(torch, args.dtype)
     rows = []
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> dict:
             "device": str(device), "repeats": args.repeats, "warmup": args.warmup,
             "quick": args.quick,
         },
-        "provenance": provenance(device),
+        "provenance": provenance("assoclm.bench.ops", argv, device),
         "rows": rows,
         "targets": evaluate_targets(args, rows),
     }
@@ -228,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.batch, args.heads = [100, 256], 2, 2
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"delta rule fwd+bwd: B={args.batch} H={args.heads} K={args.key_dim} "
           f"V={args.value_dim} C={args.chunk_size} {args.dtype} on {args.device}, "
           f"median of {args.repeats}, cases timed in turns", flush=True)
-    result = run(args)
+    result = run(args, argv)
     path = write_json_atomic(args.out, result)
     print(f"wrote {path}")
     if not args.no_plot:
