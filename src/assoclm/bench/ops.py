@@ -170,6 +170,7 @@ def print_row(row: dict) -> None:
 
 def plot(result: dict, path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -183,6 +184,8 @@ def plot(result: dict, path) -> None:
         ax1.plot([p[0] for p in pts], [1e3 * p[1] for p in pts], marker="o", label=name)
     ax1.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="fwd+bwd ms (median)",
             title="delta rule, forward + backward")
+    ax1.set_xticks(Ts, [str(t) for t in Ts])
+    ax1.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax1.legend()
     ax1.grid(alpha=0.3, which="both")
     width = 0.38
@@ -195,7 +198,8 @@ def plot(result: dict, path) -> None:
     ax2.axhline(1.0, color="k", lw=0.8)
     ax2.set(xlabel="sequence length T", ylabel="speed-up of chunked (x)", yscale="log",
             title="chunked speed-up, same run")
-    ax2.legend()
+    ax2.set_ylim(top=max(sp + fr) * 3)
+    ax2.legend(loc="upper left")
     cfg = result["config"]
     fig.suptitle(f"B={cfg['batch']} H={cfg['heads']} K={cfg['key_dim']} V={cfg['value_dim']} "
                  f"{cfg['dtype']} on {cfg['device']} @ {result['provenance']['git_commit'][:12]}",
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tiny shapes and few repeats (seconds); for tests and smoke runs")
     p.add_argument("--out", default=DEFAULT_OUT, help="JSON path; the PNG goes beside it")
     p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--replot", metavar="JSON",
+                   help="redraw the PNG of an existing result file, without timing anything")
     return p
 
 
@@ -231,6 +237,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.replot:
+        import json
+        from pathlib import Path
+
+        src = Path(args.replot)
+        plot(json.loads(src.read_text()), src.with_suffix(".png"))
+        print(f"wrote {src.with_suffix('.png')}")
+        return {}
     if args.quick:
         args.lengths, args.batch, args.heads = [100, 256], 2, 2
         args.key_dim, args.value_dim, args.repeats, args.warmup = 16, 16, 2, 1

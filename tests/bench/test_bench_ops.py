@@ -1,0 +1,83 @@
+"""The ops benchmark and the README report, end to end on tiny shapes."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+
+from assoclm.bench import ops, report
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path, capsys):
+    out = tmp_path / "ops.json"
+    ops.main(["--quick", "--out", str(out)])
+    result = json.loads(out.read_text())
+    assert (tmp_path / "ops.png").stat().st_size > 1000
+    assert result["suite"] == "ops" and result["config"]["quick"] is True
+    prov = result["provenance"]
+    assert "assoclm.bench.ops" in prov["command"] and prov["git_commit"]
+    assert prov["machine"]["device"] == "cpu"
+    assert [r["T"] for r in result["rows"]] == [100, 256]
+    for row in result["rows"]:
+        med = row["median_s"]
+        assert set(med) == {"chunked", "recurrent", "fla_naive_chunk"}
+        assert all(len(ts) == 2 and min(ts) > 0 for ts in row["times_s"].values())
+        # Ratios are what the medians say, not typed in.
+        assert row["speedup_vs_recurrent"] == pytest.approx(med["recurrent"] / med["chunked"])
+        assert row["ratio_vs_fla_naive_chunk"] == pytest.approx(
+            med["chunked"] / med["fla_naive_chunk"])
+        assert row["rel_err_vs_recurrent"] < 1e-5
+    # Targets are judged only on the configuration they are stated for.
+    assert result["targets"] is None
+    assert "T=100" in capsys.readouterr().out
+
+
+def _args(**kw) -> Namespace:
+    base = dict(batch=4, heads=4, key_dim=64, value_dim=64, device="cpu", dtype="float32")
+    base.update(kw)
+    return Namespace(**base)
+
+
+def test_targets_are_judged_at_the_stated_configuration():
+    rows = [{"T": 2048, "speedup_vs_recurrent": 25.0, "ratio_vs_fla_naive_chunk": 0.4}]
+    t = ops.evaluate_targets(_args(), rows)
+    assert t["speedup_vs_recurrent"]["met"] and t["ratio_vs_fla_naive_chunk"]["met"]
+    rows = [{"T": 2048, "speedup_vs_recurrent": 12.0, "ratio_vs_fla_naive_chunk": 1.3}]
+    t = ops.evaluate_targets(_args(), rows)
+    assert not t["speedup_vs_recurrent"]["met"] and not t["ratio_vs_fla_naive_chunk"]["met"]
+    assert ops.evaluate_targets(_args(heads=2), rows) is None
+    assert ops.evaluate_targets(_args(), [{"T": 512, "ratio_vs_fla_naive_chunk": 1.0}]) is None
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--lengths", "0"], "--lengths must all be >= 1"),
+    (["--dtype", "float64"], "invalid choice"),
+])
+def test_bad_flags_fail_fast(argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        ops.main(argv + ["--out", str(tmp_path / "x.json")])
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_readme_results_match_the_result_files():
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- results:ops-cpu -->" in readme
+    assert report.update(readme, ROOT / report.RESULTS_DIR) == readme, (
+        "README.md's results sections differ from benchmarks/results/*.json; "
+        "run python -m assoclm.bench.report"
+    )
+
+
+def test_report_renders_the_numbers_of_the_file(tmp_path):
+    result = json.loads((ROOT / "benchmarks/results/ops-cpu.json").read_text())
+    result["rows"][0]["speedup_vs_recurrent"] = 123.4
+    (tmp_path / "x.json").write_text(json.dumps(result))
+    text = report.update("<!-- results:x -->\nold\n<!-- /results:x -->\n", tmp_path)
+    assert "123.4×" in text and "old" not in text
