@@ -222,13 +222,7 @@ class LaneStream:
         """Everything needed to continue exactly; plain JSON types only."""
         return {
             "format": _STATE_FORMAT,
-            "batch_size": self.batch_size,
-            "unroll_len": self.unroll_len,
-            "seed": self.seed,
-            "shuffle": self.shuffle,
-            "pad_id": self.pad_id,
-            "num_docs": len(self._docs),
-            "doc_lengths_sha256": self._digest,
+            **self._settings(),
             "epoch": self._epoch,
             "order": [int(i) for i in self._order],
             "cursor": self._cursor,
@@ -239,15 +233,9 @@ class LaneStream:
             "rng": _jsonable(self._rng.bit_generator.state),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a ``state_dict()`` taken from a stream over the same documents and
-        settings; raises ValueError naming the first setting that differs."""
-        if state.get("format") != _STATE_FORMAT:
-            raise ValueError(
-                f"not a LaneStream state (format {state.get('format')!r}, "
-                f"expected {_STATE_FORMAT!r})"
-            )
-        mine = {
+    def _settings(self) -> dict[str, Any]:
+        """What a saved state must agree on with the stream it is loaded into."""
+        return {
             "batch_size": self.batch_size,
             "unroll_len": self.unroll_len,
             "seed": self.seed,
@@ -256,6 +244,16 @@ class LaneStream:
             "num_docs": len(self._docs),
             "doc_lengths_sha256": self._digest,
         }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict()`` taken from a stream over the same documents and
+        settings; raises ValueError naming the first setting that differs."""
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError(
+                f"not a LaneStream state (format {state.get('format')!r}, "
+                f"expected {_STATE_FORMAT!r})"
+            )
+        mine = self._settings()
         for key, value in mine.items():
             if state.get(key) != value:
                 raise ValueError(
