@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Associative-memory language models: train, use and benchmark them.",
     )
     parser.add_argument("command", choices=["bench"], help="bench: run a benchmark suite")
-    args, rest = parser.parse_known_args(argv[:1])
+    args = parser.parse_args(argv[:1])
     if args.command == "bench":
         return _bench(argv[1:])
     return 2

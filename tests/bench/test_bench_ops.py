@@ -58,6 +58,7 @@ def test_targets_are_judged_at_the_stated_configuration():
     (["--batch", "0"], "--batch must be >= 1"),
     (["--lengths", "0"], "--lengths must all be >= 1"),
     (["--dtype", "float64"], "invalid choice"),
+    (["--replot", "/nonexistent/r.json"], "--replot /nonexistent/r.json: no such result file"),
 ])
 def test_bad_flags_fail_fast(argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit):
@@ -81,3 +82,9 @@ def test_report_renders_the_numbers_of_the_file(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps(result))
     text = report.update("<!-- results:x -->\nold\n<!-- /results:x -->\n", tmp_path)
     assert "123.4×" in text and "old" not in text
+
+
+def test_report_names_a_missing_readme(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        report.main(["--readme", str(tmp_path / "NOPE.md")])
+    assert "no such file" in capsys.readouterr().err

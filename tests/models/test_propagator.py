@@ -167,3 +167,17 @@ def test_bad_tokens_and_mismatched_state_fail_clearly():
         model.step(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="state has 2 layers and batch 3"):
         model(tokens(B=2, T=4), model.init_state(3))
+
+
+@pytest.mark.parametrize("write_from", MODES)
+def test_underflowing_write_gate_is_a_no_write_not_an_error(write_from):
+    # σ(−200) is exactly 0 in float32, so β = 0: the model must treat it as "write nothing".
+    model = tiny(write_from)
+    heads = model.config.memory_heads
+    with torch.no_grad():
+        for block in model.blocks:
+            block.to_gates.bias[:heads].fill_(-200.0)
+        _, state = model(tokens(T=9))
+        _, stepped = model.step(tokens(T=1)[:, 0])
+    for m in state.memories + stepped.memories:
+        assert m.abs().max() == 0, "a zero write strength still wrote to the memory"

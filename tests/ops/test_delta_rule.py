@@ -9,7 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from assoclm.bench.fla_peer import fla_naive
-from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_recurrent, delta_rule_step
+from assoclm.ops.delta_rule import (
+    delta_rule_chunked,
+    delta_rule_recurrent,
+    delta_rule_step,
+    delta_rule_write,
+)
 from assoclm.ops.delta_rule.gated import delta_rule_via_gated
 from assoclm.testing import assert_rel_close
 
@@ -229,3 +234,34 @@ def test_step_validates_shapes_and_read():
         delta_rule_step(q, k, v, b, a, x["initial_state"], read="later")
     with pytest.raises(ValueError, match="q must have shape"):
         delta_rule_step(x["q"], x["k"], x["v"], x["beta"], x["decay"], x["initial_state"])
+
+
+@pytest.mark.parametrize("clips", [(None, None), (0.1, 0.5)], ids=["exact", "clipped"])
+def test_write_equals_the_state_of_step(clips):
+    x = make_inputs(T=1)
+    args = [x[n][:, 0] for n in ("k", "v", "beta", "decay")]
+    _, S_step = delta_rule_step(x["q"][:, 0], *args, x["initial_state"],
+                                error_clip=clips[0], state_clip=clips[1])
+    S_write = delta_rule_write(*args, x["initial_state"], error_clip=clips[0],
+                               state_clip=clips[1])
+    assert torch.equal(S_write, S_step)
+    if clips[1] is not None:
+        assert S_write.abs().max() <= clips[1]
+
+
+def test_check_values_false_skips_only_the_range_check():
+    x = make_inputs(T=6)
+    x["beta"] = x["beta"].clone()
+    x["beta"][:, 2] = 0.0  # a gate that underflowed: a harmless no-write
+    with pytest.raises(ValueError, match="beta must lie in"):
+        delta_rule_chunked(**x)
+    o, S = delta_rule_chunked(**x, check_values=False)
+    o_ref, S_ref = delta_rule_recurrent(**{**x, "beta": x["beta"].clamp_min(1e-30)})
+    assert_rel_close(o, o_ref, TOL32, "outputs with a zero beta")
+    with pytest.raises(ValueError, match="k must have the shape of q"):
+        delta_rule_chunked(**{**x, "k": torch.randn(2, 6, 3, 11)}, check_values=False)
+    k, v, b, a = (x[n][:, 0] for n in ("k", "v", "beta", "decay"))
+    with pytest.raises(ValueError, match=r"k must have shape \[B, H, K\]"):
+        delta_rule_write(x["k"], x["v"], x["beta"], x["decay"], x["initial_state"])
+    with pytest.raises(ValueError, match="beta must lie in"):
+        delta_rule_write(k, v, b * 0, a, x["initial_state"])

@@ -242,6 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
         from pathlib import Path
 
         src = Path(args.replot)
+        if not src.is_file():
+            parser.error(f"--replot {src}: no such result file")
         plot(json.loads(src.read_text()), src.with_suffix(".png"))
         print(f"wrote {src.with_suffix('.png')}")
         return {}

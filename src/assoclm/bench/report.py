@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="only check; exit 1 when stale")
     args = p.parse_args(argv)
     readme = Path(args.readme)
+    if not readme.is_file():
+        p.error(f"--readme {readme}: no such file (run from the repository root)")
     old = readme.read_text()
     new = update(old)
     if args.check:

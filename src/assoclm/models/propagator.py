@@ -29,7 +29,7 @@ from torch import nn
 from assoclm.config import Config, check_choice, check_float, check_int
 from assoclm.layers.mlp import MLP, MLP_KINDS
 from assoclm.models.state import MemoryState
-from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_step
+from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_step, delta_rule_write
 
 WRITE_FROM = ("input", "output")
 
@@ -120,7 +120,12 @@ class PropagatorBlock(nn.Module):
         return F.normalize(self._heads(self.to_q(h), self.config.head_key_size), dim=-1)
 
     def _write_args(self, w: torch.Tensor):
-        """k [..., H, K], v [..., H, V], β [..., H], α [..., H] from the write input w [..., D]."""
+        """k [..., H, K], v [..., H, V], β [..., H], α [..., H] from the write input w [..., D].
+
+        β ∈ [0, write_rate] and α ∈ [1 − forget_rate, 1] by construction (β may underflow to
+        exactly 0, a harmless no-write), so the ops are called with check_values=False:
+        their range check is for user input and would cost a device sync per call.
+        """
         c = self.config
         k = F.normalize(self._heads(self.to_k(w), c.head_key_size), dim=-1)
         v = torch.tanh(self._heads(self.to_v(w), c.head_value_size))
@@ -141,7 +146,7 @@ class PropagatorBlock(nn.Module):
             k, v, beta, decay = self._write_args(h)
             r, memory = delta_rule_chunked(
                 self._query(h), k, v, beta, decay, initial_state=memory, read="before",
-                chunk_size=self.config.chunk_size,
+                chunk_size=self.config.chunk_size, check_values=False,
             )
             return self._after_read(x, r), memory
         outputs = []
@@ -157,15 +162,15 @@ class PropagatorBlock(nn.Module):
         q = self._query(h)
         if c.write_from == "input":
             k, v, beta, decay = self._write_args(h)
-            r, memory = delta_rule_step(q, k, v, beta, decay, memory, read="before")
+            r, memory = delta_rule_step(q, k, v, beta, decay, memory, read="before",
+                                        check_values=False)
             return self._after_read(x, r), memory
+        # The seed's dataflow: read before the MLP, write after it, with its clipping.
         r = torch.einsum("bhk,bhkv->bhv", q.float(), memory)
         x = self._after_read(x, r)
         k, v, beta, decay = self._write_args(self.norm_write(x))
-        # The read happened before the MLP; this call only writes (its read is discarded),
-        # with the seed's clipping of the error and the memory.
-        _, memory = delta_rule_step(q, k, v, beta, decay, memory, read="after",
-                                    error_clip=c.error_clip, state_clip=c.memory_clip)
+        memory = delta_rule_write(k, v, beta, decay, memory, error_clip=c.error_clip,
+                                  state_clip=c.memory_clip, check_values=False)
         return x, memory
 
 
@@ -204,7 +209,7 @@ class PropagatorLM(nn.Module):
 
     def _check(self, tokens: torch.Tensor, state: MemoryState | None, time_axis: bool):
         want = 2 if time_axis else 1
-        if tokens.dim() != want or tokens.dtype not in (torch.long, torch.int32, torch.int64):
+        if tokens.dim() != want or tokens.dtype not in (torch.int32, torch.int64):
             layout = "[B, T]" if time_axis else "[B]"
             raise ValueError(
                 f"tokens must be an integer tensor of shape {layout}; "
@@ -224,22 +229,20 @@ class PropagatorLM(nn.Module):
         # tied input/output embeddings
         return F.linear(self.norm(x), self.embed.weight)
 
+    def _run_blocks(self, x: torch.Tensor, state: MemoryState, one_token: bool
+                    ) -> tuple[torch.Tensor, MemoryState]:
+        memories = []
+        for block, memory in zip(self.blocks, state.memories):
+            x, memory = block.step(x, memory) if one_token else block(x, memory)
+            memories.append(memory)
+        return self._logits(x), MemoryState(tuple(memories))
+
     def forward(self, tokens: torch.Tensor, state: MemoryState | None = None
                 ) -> tuple[torch.Tensor, MemoryState]:
         state = self._check(tokens, state, time_axis=True)
-        x = self.embed(tokens)
-        memories = []
-        for block, memory in zip(self.blocks, state.memories):
-            x, memory = block(x, memory)
-            memories.append(memory)
-        return self._logits(x), MemoryState(tuple(memories))
+        return self._run_blocks(self.embed(tokens), state, one_token=False)
 
     def step(self, token: torch.Tensor, state: MemoryState | None = None
              ) -> tuple[torch.Tensor, MemoryState]:
         state = self._check(token, state, time_axis=False)
-        x = self.embed(token)
-        memories = []
-        for block, memory in zip(self.blocks, state.memories):
-            x, memory = block.step(x, memory)
-            memories.append(memory)
-        return self._logits(x), MemoryState(tuple(memories))
+        return self._run_blocks(self.embed(token), state, one_token=True)

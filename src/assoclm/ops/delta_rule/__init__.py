@@ -6,7 +6,10 @@
 
 from assoclm.ops.delta_rule.chunk import delta_rule_chunked
 from assoclm.ops.delta_rule.naive import delta_rule_recurrent
-from assoclm.ops.delta_rule.step import delta_rule_step
+from assoclm.ops.delta_rule.step import delta_rule_step, delta_rule_write
 from assoclm.ops.delta_rule.validate import READ_MODES
 
-__all__ = ["READ_MODES", "delta_rule_chunked", "delta_rule_recurrent", "delta_rule_step"]
+__all__ = [
+    "READ_MODES", "delta_rule_chunked", "delta_rule_recurrent", "delta_rule_step",
+    "delta_rule_write",
+]

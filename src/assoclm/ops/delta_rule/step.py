@@ -7,6 +7,40 @@ import torch
 from assoclm.ops.delta_rule.validate import check_delta_rule_args
 
 
+def _write(k, v, beta, decay, S_prev, error_clip, state_clip) -> torch.Tensor:
+    # float32 inputs; S_t = α S + β k (v − Sᵀk)ᵀ with the optional guards
+    error = v - torch.einsum("bhk,bhkv->bhv", k, S_prev)
+    if error_clip is not None:
+        error = error.clamp(-error_clip, error_clip)
+    update = beta[..., None, None] * k[..., :, None] * error[..., None, :]
+    S = S_prev + update if decay is None else decay.float()[..., None, None] * S_prev + update
+    if state_clip is not None:
+        S = S.clamp(-state_clip, state_clip)
+    return S
+
+
+def delta_rule_write(
+    k: torch.Tensor,
+    v: torch.Tensor,
+    beta: torch.Tensor,
+    decay: torch.Tensor | None,
+    state: torch.Tensor,
+    error_clip: float | None = None,
+    state_clip: float | None = None,
+    check_values: bool = True,
+) -> torch.Tensor:
+    """Write one token into the memory without reading it: S_t, [B, H, K, V] in float32.
+
+    For callers that read at another point of their computation (Propagator's
+    write_from="output" reads before its MLP and writes after it). Arguments as in
+    `delta_rule_step`; the input state is not modified.
+    """
+    check_delta_rule_args(None, k, v, beta, decay, state, "after", time_axis=False,
+                          state_name="state", check_values=check_values)
+    k, v, beta = (x.float() for x in (k, v, beta))
+    return _write(k, v, beta, decay, state.float(), error_clip, state_clip)
+
+
 def delta_rule_step(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -17,6 +51,7 @@ def delta_rule_step(
     read: str = "after",
     error_clip: float | None = None,
     state_clip: float | None = None,
+    check_values: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Advance the memory by one token and read it.
 
@@ -28,21 +63,18 @@ def delta_rule_step(
         q, k: [B, H, K]; v: [B, H, V]; beta, decay: [B, H] in (0, 1] (decay None means 1);
         state: S_{t−1}, [B, H, K, V].
         read: "after" (o = S_tᵀq) or "before" (o = S_{t−1}ᵀq).
+        check_values: check beta/decay lie in (0, 1] (one device sync); callers whose
+            gates are in range by construction pass False.
 
     Returns:
         o: [B, H, V] in v's dtype; new_state: S_t, [B, H, K, V] in float32.
         The input state is not modified.
     """
-    check_delta_rule_args(q, k, v, beta, decay, state, read, time_axis=False, state_name="state")
+    check_delta_rule_args(q, k, v, beta, decay, state, read, time_axis=False,
+                          state_name="state", check_values=check_values)
     out_dtype = v.dtype
     q, k, v, beta = (x.float() for x in (q, k, v, beta))
     S_prev = state.float()
-    error = v - torch.einsum("bhk,bhkv->bhv", k, S_prev)
-    if error_clip is not None:
-        error = error.clamp(-error_clip, error_clip)
-    update = beta[..., None, None] * k[..., :, None] * error[..., None, :]
-    S = S_prev + update if decay is None else decay.float()[..., None, None] * S_prev + update
-    if state_clip is not None:
-        S = S.clamp(-state_clip, state_clip)
+    S = _write(k, v, beta, decay, S_prev, error_clip, state_clip)
     o = torch.einsum("bhk,bhkv->bhv", q, S if read == "after" else S_prev)
     return o.to(out_dtype), S
