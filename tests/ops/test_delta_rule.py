@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import pytest
@@ -43,10 +44,12 @@ def make_inputs(B=2, T=7, H=3, K=12, V=20, decay=True, init=True, seed=0,
     return {n: None if t is None else t.to(device=device, dtype=dtype) for n, t in x.items()}
 
 
-def run_with_grads(fn, inputs: dict, read: str, seed: int = 1) -> dict:
-    """Forward, then backward with fixed random cotangents; returns outputs and input grads."""
+def run_with_grads(fn, inputs: dict, read: str, seed: int = 1, forward_context=None) -> dict:
+    """Forward (inside forward_context, if given), then backward with fixed random cotangents;
+    returns outputs and input grads."""
     leaves = {n: None if t is None else t.clone().requires_grad_() for n, t in inputs.items()}
-    o, S = fn(**leaves, read=read)
+    with forward_context or contextlib.nullcontext():
+        o, S = fn(**leaves, read=read)
     g = torch.Generator().manual_seed(seed)
     do = torch.randn(o.shape, generator=g).to(o)
     dS = torch.randn(S.shape, generator=g).to(S)
@@ -265,3 +268,23 @@ def test_check_values_false_skips_only_the_range_check():
         delta_rule_write(x["k"], x["v"], x["beta"], x["decay"], x["initial_state"])
     with pytest.raises(ValueError, match="beta must lie in"):
         delta_rule_write(k, v, b * 0, a, x["initial_state"])
+
+
+@pytest.mark.parametrize("fn", ["chunked", "recurrent", "step"])
+def test_ops_compute_in_float32_under_autocast(fn):
+    """A caller's bfloat16 autocast must not leak into the op (it computes in float32)."""
+    inputs = make_inputs(T=1 if fn == "step" else 40)
+    if fn == "step":
+        inputs = {n: t[:, 0] if n not in ("initial_state",) else t for n, t in inputs.items()}
+        inputs["state"] = inputs.pop("initial_state")
+        op = delta_rule_step
+    else:
+        op = {"chunked": functools.partial(delta_rule_chunked, chunk_size=16),
+              "recurrent": delta_rule_recurrent}[fn]
+    plain = run_with_grads(op, inputs, "before")
+    # As in training: forward under autocast, backward outside it.
+    mixed = run_with_grads(op, inputs, "before",
+                           forward_context=torch.autocast("cpu", dtype=torch.bfloat16))
+    for name, want in plain.items():
+        assert mixed[name].dtype == want.dtype, name
+        assert torch.equal(mixed[name], want), name

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from assoclm.ops.delta_rule.validate import check_chunk_size, check_delta_rule_args
+from assoclm.ops.precision import float32_op
 
 
 def _segment_decay(row: torch.Tensor, col: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -99,6 +100,7 @@ class _StatePassing(torch.autograd.Function):
         return dE_all, dW, dq_decayed, dP, dk_to_end, dchunk_decay, dS
 
 
+@float32_op
 def delta_rule_chunked(
     q: torch.Tensor,
     k: torch.Tensor,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 
 from assoclm.ops.delta_rule.validate import check_delta_rule_args
+from assoclm.ops.precision import float32_op
 
 
+@float32_op
 def delta_rule_recurrent(
     q: torch.Tensor,
     k: torch.Tensor,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from assoclm.ops.delta_rule.validate import check_delta_rule_args
+from assoclm.ops.precision import float32_op
 
 
 def _write(k, v, beta, decay, S_prev, error_clip, state_clip) -> torch.Tensor:
@@ -19,6 +20,7 @@ def _write(k, v, beta, decay, S_prev, error_clip, state_clip) -> torch.Tensor:
     return S
 
 
+@float32_op
 def delta_rule_write(
     k: torch.Tensor,
     v: torch.Tensor,
@@ -41,6 +43,7 @@ def delta_rule_write(
     return _write(k, v, beta, decay, state.float(), error_clip, state_clip)
 
 
+@float32_op
 def delta_rule_step(
     q: torch.Tensor,
     k: torch.Tensor,
