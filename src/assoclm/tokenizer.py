@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar
 
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from assoclm.io import write_text_atomic
 
 CONTROL_TOKENS: tuple[str, ...] = (
     "[PAD]",
@@ -239,19 +240,7 @@ class BaseTokenizer:
             "vocab_size": self.vocab_size,
             **self._payload(),
         }
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(payload, f, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
-            # mkstemp creates the file private (0600); a tokenizer is meant to be shared.
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return target
+        return write_text_atomic(target, json.dumps(payload, ensure_ascii=False))
 
     def _payload(self) -> dict[str, Any]:
         """Kind-specific fields written by :meth:`save` next to the common ones."""

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from assoclm.io import write_text_atomic
+
 
 def git_commit() -> str:
     """HEAD's hash, suffixed with '-dirty' when the work tree has uncommitted changes."""
@@ -108,12 +110,7 @@ def median(xs: list[float]) -> float:
 
 def write_json_atomic(path: str | Path, obj: dict) -> Path:
     """Write JSON to a temporary name beside `path`, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def save_figure_atomic(fig, path: str | Path) -> Path:
