@@ -5,8 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+COMMANDS = {
+    "train": ("assoclm.train.cli", "train a model"),
+    "generate": ("assoclm.generation", "stream text from a checkpoint"),
+    "bench": ("assoclm.bench", "run a benchmark suite"),
+}
+
 BENCH_SUITES = {
     "ops": "assoclm.bench.ops",
+    "train": "assoclm.bench.train",
     "report": "assoclm.bench.report",
 }
 
@@ -34,11 +41,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="assoclm",
         description="Associative-memory language models: train, use and benchmark them.",
     )
-    parser.add_argument("command", choices=["bench"], help="bench: run a benchmark suite")
+    parser.add_argument(
+        "command", choices=sorted(COMMANDS),
+        help="; ".join(f"{name}: {help_}" for name, (_, help_) in COMMANDS.items())
+        + ". 'assoclm COMMAND --help' lists a command's flags.",
+    )
     args = parser.parse_args(argv[:1])
     if args.command == "bench":
         return _bench(argv[1:])
-    return 2
+    import importlib
+
+    module = importlib.import_module(COMMANDS[args.command][0])
+    return module.main(argv[1:])
 
 
 if __name__ == "__main__":

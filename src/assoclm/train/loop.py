@@ -1,0 +1,463 @@
+"""The training loop: stateful truncated BPTT over document lanes, exact resume.
+
+Each of the B lanes of a :class:`~assoclm.data.LaneStream` reads one document in order,
+``unroll_len`` tokens per step. With ``streaming`` the model state is carried (detached) from
+one step to the next and zeroed for a lane when it starts a new document: the gradient is
+truncated at the step boundary but the memory is not. Without it every step starts from an
+empty memory.
+
+Everything that decides the next loss lives in the checkpoint (weights, optimizer moments,
+step, tokens, clock, data position, carried memory, RNG), so a resumed run continues with
+exactly the losses the uninterrupted run would have had.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from assoclm import __version__
+from assoclm.data import Document, LaneStream, load_documents, split_documents
+from assoclm.io import resolve_device, write_text_atomic
+from assoclm.models import build_model
+from assoclm.models.state import MemoryState
+from assoclm.tokenizer import BaseTokenizer, BPETokenizer, ByteTokenizer
+from assoclm.train.checkpoint import (
+    load_checkpoint,
+    load_trainer_state,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from assoclm.train.config import TrainConfig
+from assoclm.train.evaluate import evaluate, masked_cross_entropy, token_byte_lengths
+from assoclm.train.plot import Ema, plot_metrics
+from assoclm.train.schedule import learning_rate
+
+STATE_FORMAT = "assoclm.trainer/1"
+METRICS_FILE = "metrics.jsonl"
+PLOT_FILE = "loss.png"
+# A single document (one big text file) is cut into this many parts at line breaks, so that
+# whole parts can be held out.
+PARTS_OF_ONE_DOCUMENT = 100
+
+
+class TrainError(Exception):
+    """A setting or input the trainer cannot work with; the message says what to change."""
+
+
+@dataclass
+class TrainResult:
+    step: int
+    tokens: int
+    elapsed_s: float
+    val_loss: float | None
+    val_bpb: float | None
+    checkpoint: Path
+    interrupted: bool
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed precision for the forward pass; weights and optimizer stay float32."""
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, precision))
+
+
+def split_for_validation(docs: list[Document], val_fraction: float
+                         ) -> tuple[list[Document], list[Document], str]:
+    """Train/validation split by document; one document is first cut into parts."""
+    note = ""
+    if len(docs) == 1:
+        lines = docs[0].text.splitlines(keepends=True)
+        per = max(1, math.ceil(len(lines) / PARTS_OF_ONE_DOCUMENT))
+        parts = ["".join(lines[i : i + per]) for i in range(0, len(lines), per)]
+        docs = [Document(f"{docs[0].name}#part{i:03d}", t) for i, t in enumerate(parts)]
+        note = f"one document: cut into {len(docs)} parts at line breaks, held out by part"
+    if len(docs) < 2:
+        raise TrainError("need at least two documents (or one with two lines) to hold one out")
+    # The split does not depend on --seed: runs with different seeds score on the same text.
+    train, val = split_documents(docs, val_fraction=val_fraction, seed=0)
+    return train, val, note
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    # Decay matrices (and the embedding); not gains, biases or layer scales.
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    other = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": other, "weight_decay": 0.0}]
+
+
+def _optimizer_to_flat(opt: torch.optim.Optimizer
+                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    sd = opt.state_dict()
+    tensors = {}
+    for index, entries in sd["state"].items():
+        for key, value in entries.items():
+            if not isinstance(value, torch.Tensor):
+                value = torch.tensor(value)
+            tensors[f"optimizer.{index}.{key}"] = value
+    return {"param_groups": sd["param_groups"]}, tensors
+
+
+def _optimizer_from_flat(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+class Trainer:
+    """Builds (or restores) everything a run needs; :meth:`run` trains.
+
+    Args:
+        config: trainer settings.
+        model_config: the model's config as a dict (``vocab_size`` is taken from the
+            tokenizer). Ignored on resume: the checkpoint's config is used.
+        out: run directory for checkpoints, ``metrics.jsonl`` and ``loss.png``.
+        resume: a checkpoint or run directory to continue from.
+        progress: show a progress bar and messages on stderr.
+    """
+
+    def __init__(self, config: TrainConfig, model_config: dict[str, Any],
+                 out: str | os.PathLike[str], resume: str | os.PathLike[str] | None = None,
+                 progress: bool = True, log: Callable[[str], None] | None = None):
+        self.config = config
+        self.out = Path(out)
+        self.progress = progress
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._stop_requested = False
+        if config.dataset_mode == "duplex_chat":
+            raise TrainError(
+                "--dataset-mode duplex_chat is not available yet: it arrives with the "
+                "full-duplex protocol. Use --dataset-mode text."
+            )
+        try:
+            self.device = resolve_device(config.device)
+        except ValueError as exc:
+            raise TrainError(str(exc)) from None
+        self.autocast = autocast_context(self.device, config.precision)
+        ckpt = resolve_checkpoint(resume) if resume is not None else None
+        saved: dict[str, Any] = {}
+        saved_tensors: dict[str, torch.Tensor] = {}
+        if ckpt is not None:
+            saved, saved_tensors = load_trainer_state(ckpt)
+            if saved.get("format") != STATE_FORMAT:
+                raise TrainError(f"{ckpt}: unknown trainer state format {saved.get('format')!r}")
+
+        torch.manual_seed(config.seed)
+        docs = load_documents(config.data, progress=progress)
+        train_docs, val_docs, note = split_for_validation(docs, config.val_fraction)
+        if note:
+            self._log(f"assoclm train: {note}")
+        self._log(f"assoclm train: {len(train_docs)} training documents, {len(val_docs)} held out")
+
+        if ckpt is not None:
+            self.model, self.tokenizer, _ = load_checkpoint(ckpt, self.device)
+            self.model.train()
+        else:
+            self.tokenizer = self._make_tokenizer(train_docs)
+            self.model = build_model(
+                config.model, {**model_config, "vocab_size": self.tokenizer.vocab_size}
+            ).to(self.device)
+        self.train_ids = [np.asarray(x, dtype=np.int64)
+                          for x in self.tokenizer.encode_batch([d.text for d in train_docs])]
+        self.val_ids = [np.asarray(x, dtype=np.int64)
+                        for x in self.tokenizer.encode_batch([d.text for d in val_docs])]
+        self.byte_lengths = token_byte_lengths(self.tokenizer)
+        self.stream = LaneStream(self.train_ids, config.batch_size, config.unroll_len,
+                                 seed=config.seed, pad_id=self.tokenizer.pad_id)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(self.model, config.weight_decay), lr=config.learning_rate,
+            betas=(config.beta1, config.beta2), fused=self.device.type == "cuda" or None,
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=config.precision == "float16")
+        self.step = 0
+        self.elapsed = 0.0
+        self.memory: MemoryState | None = None
+        self.last_eval: dict[str, float] | None = None
+        if ckpt is not None:
+            self._restore(saved, saved_tensors, ckpt)
+
+    # ----------------------------------------------------------------------------- set-up
+    def _make_tokenizer(self, train_docs: list[Document]) -> BaseTokenizer:
+        if self.config.tokenizer == "byte":
+            return ByteTokenizer()
+        start = time.perf_counter()
+        # Lines, not whole documents: HF trains many moderate texts in parallel.
+        lines = (line for d in train_docs for line in d.text.splitlines(keepends=True))
+        tok = BPETokenizer.train(lines, vocab_size=self.config.vocab_size)
+        self._log(f"assoclm train: byte-level BPE with {tok.vocab_size} ids trained on the "
+                  f"training documents in {time.perf_counter() - start:.1f}s")
+        return tok
+
+    @property
+    def tokens(self) -> int:
+        return self.stream.tokens_seen
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def _trainer_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        opt_meta, tensors = _optimizer_to_flat(self.optimizer)
+        if self.memory is not None:
+            tensors.update({f"memory.{k}": v for k, v in self.memory.state_dict().items()})
+        tensors["rng.torch"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        state = {
+            "format": STATE_FORMAT,
+            "assoclm_version": __version__,
+            "step": self.step,
+            "tokens": self.tokens,
+            "elapsed_s": self.elapsed,
+            "train_config": self.config.to_dict(),
+            "stream": self.stream.state_dict(),
+            "optimizer": opt_meta,
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "last_eval": self.last_eval,
+        }
+        return state, tensors
+
+    def _restore(self, saved: dict[str, Any], tensors: dict[str, torch.Tensor], ckpt: Path
+                 ) -> None:
+        try:
+            self.stream.load_state_dict(saved["stream"])
+        except ValueError as exc:
+            raise TrainError(
+                f"cannot resume from {ckpt}: the training data differ from the run's ({exc})"
+            ) from None
+        self.optimizer.load_state_dict(_optimizer_from_flat(saved["optimizer"], tensors))
+        if saved.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(saved["scaler"])
+        memory = {k[len("memory."):]: v for k, v in tensors.items() if k.startswith("memory.")}
+        if memory and self.config.streaming:
+            self.memory = MemoryState.from_state_dict(memory).to(self.device)
+        torch.set_rng_state(tensors["rng.torch"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.step = int(saved["step"])
+        self.elapsed = float(saved["elapsed_s"])
+        self.last_eval = saved.get("last_eval")
+        self._carry_metrics(ckpt)
+        self._log(f"assoclm train: resumed from {ckpt} at step {self.step}, "
+                  f"{self.tokens:,} tokens")
+
+    def _carry_metrics(self, ckpt: Path) -> None:
+        """Keep the metrics up to the checkpoint's step: drop lines a crash left after it,
+        and copy them over when the resumed run writes to a new directory."""
+        source = ckpt.parent.parent / METRICS_FILE
+        target = self.out / METRICS_FILE
+        if not source.is_file():
+            return
+        kept = [line for line in source.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= self.step]
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(target, "".join(line + "\n" for line in kept))
+
+    # ------------------------------------------------------------------------------ loop
+    def progress_fraction(self) -> float:
+        c = self.config
+        done = 0.0
+        if c.max_steps is not None:
+            done = max(done, self.step / c.max_steps)
+        if c.max_tokens is not None:
+            done = max(done, self.tokens / c.max_tokens)
+        if c.time_budget is not None:
+            done = max(done, self.elapsed / c.time_budget)
+        return done
+
+    def train_step(self) -> dict[str, float]:
+        c = self.config
+        lr = learning_rate(self.step, self.progress_fraction(), c.learning_rate,
+                           c.warmup_steps, c.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        batch = self.stream.next_batch().to(self.device)
+        state = None
+        if c.streaming:
+            if self.memory is None:
+                self.memory = self.model.init_state(c.batch_size, self.device)
+            state = self.memory.reset(batch.reset)
+        with self.autocast:
+            logits, new_state = self.model(batch.inputs, state)
+        n = batch.loss_mask.sum().clamp(min=1)
+        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask).sum() / n
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        if c.streaming:
+            self.memory = new_state.detach()
+        self.step += 1
+        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": float(grad_norm)}
+
+    def evaluate(self) -> dict[str, float]:
+        c = self.config
+        result = evaluate(self.model, self.val_ids, self.byte_lengths, c.batch_size,
+                          c.unroll_len, c.eval_tokens, self.autocast)
+        self.last_eval = result
+        return result
+
+    def save(self) -> Path:
+        state, tensors = self._trainer_state()
+        return save_checkpoint(self.out, self.step, self.model, self.config.model,
+                               self.tokenizer, state, tensors, keep=self.config.keep_checkpoints)
+
+    def request_stop(self) -> None:
+        """Finish the current step, save a checkpoint and return from :meth:`run`."""
+        self._stop_requested = True
+
+    def run(self, stop_after: int | None = None) -> TrainResult:
+        """Train until a limit is reached (or ``stop_after`` steps in this call, or a stop
+        request such as Ctrl-C); evaluate, checkpoint and plot at the end."""
+        c = self.config
+        self.out.mkdir(parents=True, exist_ok=True)
+        metrics_path = self.out / METRICS_FILE
+        checkpoint_every = c.checkpoint_every or c.eval_every or None
+        bar = _ProgressBar(self.progress, self.progress_fraction())
+        handler = _StopOnSigint(self)
+        ema = Ema(0.95)
+        steps_this_call = 0
+        window_tokens, window_start = 0, time.perf_counter()
+        with open(metrics_path, "a", encoding="utf-8") as metrics, handler:
+            while self.progress_fraction() < 1.0 and not self._stop_requested:
+                if stop_after is not None and steps_this_call >= stop_after:
+                    break
+                start = time.perf_counter()
+                tokens_before = self.tokens
+                record = self.train_step()
+                steps_this_call += 1
+                window_tokens += self.tokens - tokens_before
+                ema.add(record["loss"])
+                now = time.perf_counter()
+                self.elapsed += now - start
+                rate = window_tokens / max(now - window_start, 1e-9)
+                if now - window_start > 5.0:
+                    window_tokens, window_start = 0, now
+                _write(metrics, {"kind": "train", "step": self.step, "tokens": self.tokens,
+                                 **record, "tokens_per_s": rate, "elapsed_s": self.elapsed})
+                bar.update(self.progress_fraction(), self.step, ema.value, rate)
+                if c.eval_every and self.step % c.eval_every == 0 and \
+                        self.progress_fraction() < 1.0:
+                    self._timed_eval(metrics, bar)
+                if checkpoint_every and self.step % checkpoint_every == 0:
+                    self._timed(self.save)
+            interrupted = self._stop_requested or (
+                stop_after is not None and self.progress_fraction() < 1.0)
+            if not interrupted or self.last_eval is None or \
+                    self.last_eval.get("step") != self.step:
+                self._timed_eval(metrics, bar)
+            bar.close(finished=not interrupted)
+            checkpoint = self.save()
+        plot_metrics(metrics_path, self.out / PLOT_FILE, title=self._plot_title())
+        if interrupted:
+            self._log(f"assoclm train: stopped at step {self.step}; continue with "
+                      f"'assoclm train --resume {self.out}'")
+        return TrainResult(self.step, self.tokens, self.elapsed, self.last_eval["loss"],
+                           self.last_eval["bpb"], checkpoint, interrupted)
+
+    def _timed(self, fn: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.elapsed += time.perf_counter() - start
+
+    def _timed_eval(self, metrics, bar: _ProgressBar) -> None:
+        result = self._timed(self.evaluate)
+        result["step"] = self.step
+        _write(metrics, {"kind": "eval", "step": self.step, "tokens": self.tokens,
+                         "val_loss": result["loss"], "val_bpb": result["bpb"],
+                         "val_tokens": result["tokens"], "elapsed_s": self.elapsed})
+        bar.write(f"step {self.step:>6}  tokens {self.tokens:>11,}  held-out loss "
+                  f"{result['loss']:.4f}  bits/byte {result['bpb']:.4f}")
+
+    def _plot_title(self) -> str:
+        c = self.config
+        return (f"{c.model} · {self.num_parameters / 1e6:.1f}M params · {c.data} · "
+                f"batch {c.batch_size}×{c.unroll_len}")
+
+
+def _write(metrics, record: dict[str, Any]) -> None:
+    metrics.write(json.dumps(record) + "\n")
+    metrics.flush()
+
+
+class _ProgressBar:
+    """tqdm over the run's progress in percent, with step, loss and tokens/s."""
+
+    def __init__(self, enabled: bool, start: float):
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            fmt = "{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}"
+            self.bar = tqdm(total=100.0, initial=round(100 * start, 1), file=sys.stderr,
+                            bar_format=fmt, mininterval=0.5, dynamic_ncols=True)
+        self.done = 100 * start
+
+    def update(self, fraction: float, step: int, loss: float, rate: float) -> None:
+        if self.bar is None:
+            return
+        target = min(100.0, 100 * fraction)
+        self.bar.set_postfix_str(f"step {step} loss {loss:.3f} {rate:,.0f} tok/s", refresh=False)
+        self.bar.update(round(target - self.done, 4))
+        self.done = target
+
+    def write(self, message: str) -> None:
+        if self.bar is None:
+            print(message, file=sys.stderr, flush=True)
+        else:
+            self.bar.write(message, file=sys.stderr)
+
+    def close(self, finished: bool) -> None:
+        if self.bar is not None:
+            if finished:
+                self.bar.update(100.0 - self.done)
+            self.bar.close()
+
+
+class _StopOnSigint:
+    """First Ctrl-C: finish the step, checkpoint and stop. Second Ctrl-C: stop at once."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainer = trainer
+        self.previous = None
+
+    def _handle(self, signum, frame):
+        if self.trainer._stop_requested:
+            raise KeyboardInterrupt
+        self.trainer.request_stop()
+        print("\nassoclm train: stopping after this step and saving a checkpoint "
+              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
