@@ -1,0 +1,420 @@
+"""Text generation: parallel prefill, then one ``step`` per new token on the carried state.
+
+The prompt goes through ``model(tokens, state)`` in chunks of at most ``prefill_chunk`` tokens
+with the state carried between chunks; every new token then costs exactly one
+``model.step(token, state)``. Nothing ever re-reads the history, so for a model with a
+constant-size state (the Propagator) each token costs the same however long the text gets.
+Only the model contract is used (``forward``/``step``/``init_state``), so a model whose
+state is a KV cache generates through the same code.
+
+Sampling order: banned ids are removed, the logits are divided by the temperature, then
+top-k and top-p (nucleus) keep the most likely ids; temperature 0 is greedy (argmax).
+
+The command ``assoclm generate`` is :func:`main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import itertools
+import math
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+import torch
+from torch import nn
+
+from assoclm.config import check_float, check_int
+from assoclm.io import resolve_device
+from assoclm.tokenizer import NUM_CONTROL, BaseTokenizer
+from assoclm.train.checkpoint import CheckpointError, load_checkpoint
+
+# top-p compares a float32 cumulative sum with p: a mass that equals p up to rounding
+# (0.5 + 0.3 against 0.8) counts as reaching it.
+TOP_P_SLACK = 1e-6
+
+
+def check_sampling(temperature: float, top_k: int, top_p: float) -> None:
+    """Raise ValueError naming the bad value and its allowed range.
+
+    temperature in [0, inf) (0 = greedy), top_k an integer >= 0 (0 = off),
+    top_p in (0, 1] (1 = off).
+    """
+    check_float("sampling", "temperature", temperature, 0, math.inf, high_open=True)
+    check_int("sampling", "top_k", top_k, minimum=0)
+    check_float("sampling", "top_p", top_p, 0, 1, low_open=True)
+
+
+def _banned_index(banned_ids: Iterable[int] | None, vocab_size: int,
+                  device: torch.device) -> torch.Tensor | None:
+    """Validated banned ids as a LongTensor [N] on ``device``; None when nothing is banned."""
+    if banned_ids is None:
+        return None
+    ids = set(banned_ids)
+    for token_id in ids:
+        if isinstance(token_id, bool) or not isinstance(token_id, int):
+            raise ValueError(f"banned ids must be integers; got {token_id!r}")
+        if not 0 <= token_id < vocab_size:
+            raise ValueError(f"banned id {token_id} is outside the vocabulary [0, {vocab_size})")
+    if len(ids) == vocab_size:
+        raise ValueError(f"banned ids cover the whole vocabulary of {vocab_size}; "
+                         "nothing is left to sample")
+    return torch.tensor(sorted(ids), dtype=torch.long, device=device) if ids else None
+
+
+def _filter(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+            banned: torch.Tensor | None) -> torch.Tensor:
+    """filter_logits on already validated arguments; logits [B, V] -> log-probs [B, V]."""
+    scores = logits.float()
+    if banned is not None:
+        scores = scores.index_fill(-1, banned, -math.inf)
+    if temperature == 0:
+        best = scores.argmax(-1, keepdim=True)
+        return torch.full_like(scores, -math.inf).scatter_(-1, best, 0.0)
+    scores = scores / temperature
+    vocab_size = scores.shape[-1]
+    if 0 < top_k < vocab_size:
+        # Keep exactly k ids (a threshold on the k-th value would keep every tie).
+        keep = torch.zeros_like(scores, dtype=torch.bool)
+        keep.scatter_(-1, scores.topk(top_k, dim=-1).indices, True)
+        scores = scores.masked_fill(~keep, -math.inf)
+    if top_p < 1:
+        sorted_probs, order = scores.softmax(-1).sort(-1, descending=True)
+        mass_before = sorted_probs.cumsum(-1) - sorted_probs
+        drop_sorted = mass_before >= top_p - TOP_P_SLACK
+        # the most likely id always stays
+        drop_sorted[..., 0] = False
+        drop = torch.zeros_like(drop_sorted).scatter_(-1, order, drop_sorted)
+        scores = scores.masked_fill(drop, -math.inf)
+    return scores.log_softmax(-1)
+
+
+def _check_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+                  banned_ids: Iterable[int] | None) -> torch.Tensor | None:
+    """Validate the sampling arguments and logits; returns the banned ids as a tensor."""
+    check_sampling(temperature, top_k, top_p)
+    if logits.dim() != 2 or not logits.is_floating_point():
+        raise ValueError(f"logits must be a float tensor [B, V]; got {logits.dtype} "
+                         f"{list(logits.shape)}")
+    return _banned_index(banned_ids, logits.shape[-1], logits.device)
+
+
+def filter_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
+                  top_p: float = 1.0, banned_ids: Iterable[int] | None = None) -> torch.Tensor:
+    """The log-probabilities that :func:`sample_next` samples from.
+
+    Args:
+        logits: [B, V] next-token logits (any float dtype; computed in float32).
+        temperature: >= 0; the logits are divided by it. 0 = greedy: all the mass goes to
+            the argmax (the first one on ties).
+        top_k: >= 0; keep the k most likely ids. 0 = off; k >= V is off too.
+        top_p: in (0, 1]; keep the smallest set of most likely ids whose probability
+            (after banning, temperature and top-k) reaches p; always at least one. 1 = off.
+        banned_ids: ids never to sample (e.g. control tokens); None bans nothing.
+
+    Returns:
+        [B, V] float32 log-probabilities, renormalised over the kept ids; -inf elsewhere.
+
+    Raises:
+        ValueError: a bad argument; the message names it and the allowed range.
+    """
+    banned = _check_logits(logits, temperature, top_k, top_p, banned_ids)
+    return _filter(logits, temperature, top_k, top_p, banned)
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_k: int, top_p: float,
+            banned: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    log_probs = _filter(logits, temperature, top_k, top_p, banned)
+    if temperature == 0:
+        return log_probs.argmax(-1)
+    return torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(-1)
+
+
+def sample_next(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0,
+                top_p: float = 1.0, generator: torch.Generator | None = None,
+                banned_ids: Iterable[int] | None = None) -> torch.Tensor:
+    """Draw one next token per row.
+
+    Args:
+        logits: [B, V] next-token logits.
+        temperature, top_k, top_p, banned_ids: as in :func:`filter_logits`.
+        generator: random source, on the device of ``logits`` (None: torch's global one).
+
+    Returns:
+        [B] int64 token ids on the device of ``logits``.
+
+    Raises:
+        ValueError: a bad argument; the message names it and the allowed range.
+    """
+    banned = _check_logits(logits, temperature, top_k, top_p, banned_ids)
+    return _sample(logits, temperature, top_k, top_p, banned, generator)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    tensor = next(itertools.chain(model.parameters(), model.buffers()), None)
+    return torch.device("cpu") if tensor is None else tensor.device
+
+
+def _check_prompt(prompt_ids: Sequence[int]) -> None:
+    if len(prompt_ids) == 0:
+        raise ValueError("the prompt is empty: generation needs at least one prompt token")
+    for token_id in prompt_ids:
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"prompt ids must be integers >= 0; got {token_id!r}")
+
+
+def _check_counts(max_new_tokens: int, seed: int, prefill_chunk: int) -> None:
+    check_int("generate", "max_new_tokens", max_new_tokens, minimum=0)
+    check_int("generate", "seed", seed, minimum=0)
+    check_int("generate", "prefill_chunk", prefill_chunk, minimum=1)
+
+
+class Generation(Iterator[int]):
+    """The new token ids of one :func:`generate` call, one per ``next()``.
+
+    The work for a token happens inside ``next()``, under ``torch.inference_mode()``, which
+    is left before the id is handed back: the caller's code between tokens never runs in
+    inference mode. A token is fed to the model only when the following one is asked for,
+    so the last token costs no step.
+
+    Attributes:
+        state: the model state after the prompt and every returned token but the last
+            (None before the first ``next()``).
+        prompt_tokens: length of the prompt.
+        new_tokens: how many ids were returned so far.
+    """
+
+    def __init__(self, model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, *,
+                 temperature: float, top_k: int, top_p: float, seed: int,
+                 prefill_chunk: int, banned_ids: Iterable[int]):
+        self.state = None
+        self.prompt_tokens = len(prompt_ids)
+        self.new_tokens = 0
+        self._model = model
+        self._prompt = list(prompt_ids)
+        self._max_new_tokens = max_new_tokens
+        self._sampling = (temperature, top_k, top_p)
+        self._prefill_chunk = prefill_chunk
+        self._banned_ids = list(banned_ids)
+        self._device = _model_device(model)
+        self._generator = torch.Generator(device=self._device).manual_seed(seed)
+        self._banned: torch.Tensor | None = None
+        self._last: torch.Tensor | None = None
+
+    def __iter__(self) -> Generation:
+        return self
+
+    def _prefill(self) -> torch.Tensor:
+        """Run the prompt in chunks with the state carried; returns the last logits [1, V]."""
+        tokens = torch.tensor([self._prompt], dtype=torch.long, device=self._device)
+        state = self._model.init_state(1, device=self._device)
+        for start in range(0, tokens.shape[1], self._prefill_chunk):
+            logits, state = self._model(tokens[:, start:start + self._prefill_chunk], state)
+        self.state = state
+        return logits[:, -1]
+
+    def __next__(self) -> int:
+        if self.new_tokens >= self._max_new_tokens:
+            raise StopIteration
+        with torch.inference_mode():
+            if self._last is None:
+                logits = self._prefill()
+                self._banned = _banned_index(self._banned_ids, logits.shape[-1], self._device)
+            else:
+                logits, self.state = self._model.step(self._last, self.state)
+            # [1] int64
+            self._last = _sample(logits, *self._sampling, self._banned, self._generator)
+            token_id = int(self._last.item())
+        self.new_tokens += 1
+        return token_id
+
+
+def generate(model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, *,
+             temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95, seed: int = 0,
+             prefill_chunk: int = 256, banned_ids: Iterable[int] | None = None) -> Generation:
+    """Continue ``prompt_ids``, yielding up to ``max_new_tokens`` new ids one at a time.
+
+    Batch 1, on the device of the model's parameters; the model is used as it is (put it in
+    eval mode first). The prompt is prefilled with ``model(tokens [1, <=prefill_chunk],
+    state)`` calls, then each new token costs one ``model.step(token [1], state)``.
+
+    Args:
+        model: any model with ``forward(tokens [B, T], state) -> (logits [B, T, V], state)``,
+            ``step(token [B], state) -> (logits [B, V], state)`` and
+            ``init_state(batch_size, device)``.
+        prompt_ids: T >= 1 token ids.
+        max_new_tokens: >= 0.
+        temperature, top_k, top_p: as in :func:`filter_logits`.
+        seed: >= 0; seeds a ``torch.Generator`` of its own: the same seed gives the same ids.
+        prefill_chunk: >= 1; the most prompt tokens per forward call.
+        banned_ids: ids never sampled; None bans the control ids ``0 .. NUM_CONTROL-1``
+            (plain-text generation), ``()`` bans nothing.
+
+    Returns:
+        an iterator of ints (:class:`Generation`, which also exposes the state).
+
+    Raises:
+        ValueError: a bad argument (checked here, before any work; banned ids outside the
+            vocabulary are found at the first ``next()``, once the vocabulary size is known).
+    """
+    check_sampling(temperature, top_k, top_p)
+    _check_prompt(prompt_ids)
+    _check_counts(max_new_tokens, seed, prefill_chunk)
+    banned = range(NUM_CONTROL) if banned_ids is None else banned_ids
+    return Generation(model, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k,
+                      top_p=top_p, seed=seed, prefill_chunk=prefill_chunk, banned_ids=banned)
+
+
+class StreamDecoder:
+    """Token ids in, text out as soon as it is complete.
+
+    A token may end in the middle of a multi-byte UTF-8 character; its bytes are held back
+    until the character is complete. ``"".join(push(i) for i in ids) + flush()`` equals
+    ``tokenizer.decode(ids, skip_control)``: invalid bytes become U+FFFD, and a control id
+    ends the pending bytes and is rendered as its name (or dropped with ``skip_control``).
+    """
+
+    def __init__(self, tokenizer: BaseTokenizer, skip_control: bool = False):
+        self._tokenizer = tokenizer
+        self._skip_control = skip_control
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def push(self, token_id: int) -> str:
+        """The text completed by ``token_id`` (possibly empty).
+
+        Raises:
+            ValueError: ``token_id`` is outside the tokenizer's vocabulary.
+        """
+        piece = self._tokenizer.token_bytes(token_id)
+        if piece is not None:
+            return self._decoder.decode(piece)
+        text = self.flush()
+        return text if self._skip_control else text + self._tokenizer.control_tokens[token_id]
+
+    def flush(self) -> str:
+        """Whatever bytes are still held back (U+FFFD for an incomplete character)."""
+        text = self._decoder.decode(b"", final=True)
+        self._decoder.reset()
+        return text
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print the usage and exit; main() reports one line and returns 2.
+    def error(self, message: str):
+        raise _UsageError(message)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="assoclm generate",
+                description="Continue a prompt with a trained checkpoint, streaming the text.")
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run directory (uses its latest checkpoint) or a checkpoint directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--prompt", metavar="TEXT", help="the prompt text")
+    source.add_argument("--prompt-file", metavar="PATH",
+                        help="read the prompt from PATH (- = stdin)")
+    p.add_argument("--max-new-tokens", type=int, default=200)
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-k", type=int, default=50, help="0 = off")
+    p.add_argument("--top-p", type=float, default=0.95, help="1 = off")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if any)")
+    p.add_argument("--prefill-chunk", type=int, default=256,
+                   help="most prompt tokens per parallel forward call")
+    return p
+
+
+def _read_prompt(args: argparse.Namespace) -> str:
+    if args.prompt is not None:
+        return args.prompt
+    if args.prompt_file == "-":
+        return sys.stdin.read()
+    try:
+        with open(args.prompt_file, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _UsageError(f"cannot read --prompt-file {args.prompt_file}: {exc}") from None
+
+
+def _device(name: str) -> torch.device:
+    try:
+        return resolve_device(name)
+    except ValueError as exc:
+        raise _UsageError(f"--{exc}") from None
+
+
+def _stream(gen: Generation, decoder: StreamDecoder, out) -> str:
+    """Write the text as it comes, flushing each piece; returns the stats line."""
+    start = time.perf_counter()
+    first = prefill_bytes = None
+    for token_id in gen:
+        if first is None:
+            # time to the first token: the prefill plus one sampling
+            first = time.perf_counter()
+            prefill_bytes = getattr(gen.state, "nbytes", None)
+        out.write(decoder.push(token_id))
+        out.flush()
+    end = time.perf_counter()
+    out.write(decoder.flush() + "\n")
+    out.flush()
+    first = end if first is None else first
+    decode_s = end - first
+    # the rate counts the tokens after the first, whose time is in the prefill figure
+    rate = f"{(gen.new_tokens - 1) / decode_s:.1f}" if gen.new_tokens > 1 and decode_s else "-"
+    state_bytes = getattr(gen.state, "nbytes", None)
+    if state_bytes is None:
+        state = "state size unknown"
+    elif state_bytes == prefill_bytes:
+        state = f"state {state_bytes} bytes (constant)"
+    else:
+        state = f"state {state_bytes} bytes ({prefill_bytes} after the prompt)"
+    return (f"prompt {gen.prompt_tokens} tokens, {gen.new_tokens} new tokens, "
+            f"prefill {first - start:.3f} s, {rate} tokens/s, {state}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Everything the user can get wrong is checked before the checkpoint is loaded.
+    try:
+        check_sampling(args.temperature, args.top_k, args.top_p)
+        _check_counts(args.max_new_tokens, args.seed, args.prefill_chunk)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    prompt = _read_prompt(args)
+    if not prompt:
+        raise _UsageError("the prompt is empty; give some text with --prompt or --prompt-file")
+    device = _device(args.device)
+    try:
+        model, tokenizer, _ = load_checkpoint(args.checkpoint, device)
+        prompt_ids = tokenizer.encode(prompt)
+    except (CheckpointError, ValueError) as exc:
+        raise _UsageError(str(exc)) from None
+    gen = generate(model, prompt_ids, args.max_new_tokens,
+                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                   seed=args.seed, prefill_chunk=args.prefill_chunk)
+    sys.stdout.write(prompt)
+    sys.stdout.flush()
+    print(_stream(gen, StreamDecoder(tokenizer), sys.stdout), file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``assoclm generate``: 0 on success, 2 on bad input (one line on stderr, no traceback)."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _run(_parser().parse_args(argv))
+    except SystemExit as exc:
+        # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    except _UsageError as exc:
+        print(f"assoclm generate: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
