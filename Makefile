@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.assoclm-installed
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on Linux.
 TORCH  := torch==2.13.0
 
-.PHONY: test test-all lint bench-ops venv clean
+.PHONY: demo test test-all lint bench-ops bench-train report venv clean
 
 venv: $(STAMP)
 
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+## The main job: fetch Shakespeare, train a small Propagator on the CPU within a fixed time
+## budget (5 minutes of training), print held-out loss, bits per byte and a sample.
+DEMO_OUT ?= runs/demo
+demo: $(STAMP)
+	$(PY) -m assoclm.cli train --preset demo --out $(DEMO_OUT) --overwrite --sample-prompt "ROMEO:"
+	@echo "Generate more: .venv/bin/assoclm generate --checkpoint $(DEMO_OUT) --prompt 'JULIET:'"
 
 ## The default test suite: fast, CPU-only, slow tests excluded.
 # pytest exits 5 when it collected nothing: a broken suite, so fail loudly.
@@ -34,6 +41,14 @@ lint: $(STAMP)
 ## Delta-rule op benchmark (CPU, float32), writes benchmarks/results/ops-cpu.json and .png
 bench-ops: $(STAMP)
 	$(PY) -m assoclm.bench.ops --out benchmarks/results/ops-cpu.json
+
+## Training-step throughput, write_from input vs output (CPU), benchmarks/results/train-cpu.*
+bench-train: $(STAMP)
+	$(PY) -m assoclm.bench.train --out benchmarks/results/train-cpu.json
+
+## Re-render the README's result tables from benchmarks/results/*.json
+report: $(STAMP)
+	$(PY) -m assoclm.bench.report
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

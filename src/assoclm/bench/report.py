@@ -47,7 +47,63 @@ def render_ops(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"ops": render_ops}
+def _machine_line(prov: dict) -> str:
+    m = prov["machine"]
+    where = m.get("gpu") or f"{m['cpu']}, {m['torch_threads']} threads"
+    return (f"{m['device']} ({where}), torch {m['torch']}, commit `{prov['git_commit'][:12]}`. "
+            f"Command: `{prov['command']}`")
+
+
+def render_train(result: dict) -> str:
+    cfg = result["config"]
+    lines = ["| write_from | training step (ms) | tokens/s | vs per-token scan |",
+             "|---|---|---|---|"]
+    slowest = min(r["tokens_per_s"] for r in result["rows"])
+    for row in result["rows"]:
+        lines.append(f"| `{row['write_from']}` | {1e3 * row['median_s']:.0f} | "
+                     f"{row['tokens_per_s']:,.0f} | {row['tokens_per_s'] / slowest:.1f}× |")
+    lines.append("")
+    lines.append(
+        f"One training step (forward, loss, backward, AdamW) of the `{cfg['preset']}` model, "
+        f"B={cfg['batch']}, T={cfg['seq_len']}, {cfg['dtype']}, median of {cfg['repeats']} "
+        f"steps taken in turns. {_machine_line(result['provenance'])}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_train_run(result: dict) -> str:
+    tc = result["train_config"]
+    rows = [
+        ("model", f"{result['model']}, {result['parameters'] / 1e6:.2f}M parameters, "
+                  f"{result['tokenizer']['kind']} tokenizer ({result['tokenizer']['vocab_size']:,}"
+                  " ids)"),
+        ("memory state", f"{result['memory_state_bytes']:,} bytes per sequence, any length"),
+        ("data", f"`{tc['data']}`, {tc['batch_size']} lanes × {tc['unroll_len']} tokens per step"),
+        ("trained", f"{result['steps']:,} steps, {result['tokens']:,} tokens in "
+                    f"{result['elapsed_s']:.0f} s"),
+        ("training speed", f"{result['tokens_per_s_training_median']:,.0f} tokens/s (median "
+                           f"step), {result['tokens_per_s_overall']:,.0f} tokens/s overall "
+                           "(evaluations included)"),
+        ("held-out loss", f"{result['val_loss']:.3f} nats/token"),
+        ("held-out bits per byte", f"{result['val_bpb']:.3f}"),
+    ]
+    lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
+    lines.append("")
+    lines.append(f"{_machine_line(result['provenance'])}.")
+    sample = result.get("sample")
+    if sample:
+        lines.append("")
+        lines.append(f"Sample (temperature {sample['temperature']}, top-k {sample['top_k']}, "
+                     f"top-p {sample['top_p']}, seed {sample['seed']}, "
+                     f"{sample['tokens']} tokens):")
+        lines.append("")
+        lines.append("```text")
+        lines.append(sample["prompt"] + sample["text"])
+        lines.append("```")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train_run}
 
 
 def render(name: str, results_dir: Path = RESULTS_DIR) -> str:

@@ -405,24 +405,25 @@ def _write(metrics, record: dict[str, Any]) -> None:
 
 
 class _ProgressBar:
-    """tqdm over the run's progress in percent, with step, loss and tokens/s."""
+    """tqdm over the run's progress in permille (integers: no float drift past 100 %), with
+    step, loss and tokens/s."""
 
     def __init__(self, enabled: bool, start: float):
         self.bar = None
+        self.done = min(1000, int(1000 * start))
         if enabled:
             from tqdm.auto import tqdm
 
             fmt = "{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}"
-            self.bar = tqdm(total=100.0, initial=round(100 * start, 1), file=sys.stderr,
-                            bar_format=fmt, mininterval=0.5, dynamic_ncols=True)
-        self.done = 100 * start
+            self.bar = tqdm(total=1000, initial=self.done, file=sys.stderr, bar_format=fmt,
+                            mininterval=0.5, dynamic_ncols=True)
 
     def update(self, fraction: float, step: int, loss: float, rate: float) -> None:
         if self.bar is None:
             return
-        target = min(100.0, 100 * fraction)
+        target = min(1000, int(1000 * fraction))
         self.bar.set_postfix_str(f"step {step} loss {loss:.3f} {rate:,.0f} tok/s", refresh=False)
-        self.bar.update(round(target - self.done, 4))
+        self.bar.update(target - self.done)
         self.done = target
 
     def write(self, message: str) -> None:
@@ -434,7 +435,7 @@ class _ProgressBar:
     def close(self, finished: bool) -> None:
         if self.bar is not None:
             if finished:
-                self.bar.update(100.0 - self.done)
+                self.bar.update(1000 - self.done)
             self.bar.close()
 
 
