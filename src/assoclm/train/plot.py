@@ -60,7 +60,7 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path, title: str = ""
         last = evals[-1]
         ax.annotate(f"{last['val_loss']:.3f} nats, {last['val_bpb']:.3f} bits/byte",
                     (last["tokens"], last["val_loss"]), textcoords="offset points",
-                    xytext=(-10, 12), ha="right", color="tab:orange")
+                    xytext=(-10, -16), ha="right", color="tab:orange")
     ax.set_xlabel("training tokens")
     ax.set_ylabel("cross-entropy (nats / token)")
     ax.set_title(title, fontsize=10)
