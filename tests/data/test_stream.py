@@ -222,7 +222,7 @@ def test_load_state_dict_rejects_another_setup(change, field):
         (dict(batch_size=0), "batch_size must be an integer >= 1, got 0"),
         (dict(unroll_len=0), "unroll_len must be an integer >= 1, got 0"),
         (dict(batch_size=2.0), "batch_size must be an integer >= 1, got 2.0"),
-        (dict(docs=[[1], [], np.array([3])]), "no usable document: all 3 documents"),
+        (dict(docs=[[1], [], np.array([3])]), "no usable document: none of the 3 documents"),
         (dict(docs=[np.zeros((2, 3), dtype=np.int64)]), r"document 0 must be 1-D"),
         (dict(docs=[[1, 2], [0.5, 1.5]]), "document 1 must hold integer token ids"),
     ],
@@ -273,3 +273,30 @@ def test_eval_batches_validate():
         eval_batches([[1, 2]], 1, 0)
     with pytest.raises(ValueError, match="no document with at least 2 tokens"):
         eval_batches([[1], []], 1, 4)
+
+
+class Labelled:
+    def __init__(self, inputs, targets, weights):
+        self.input_ids, self.target_ids, self.weights = inputs, targets, weights
+
+
+def test_labelled_documents_bring_their_own_targets_and_weights():
+    a = Labelled([5, 6, 7, 8, 9], [3, 3, 4, 10, 11], [0.05, 0.05, 1.0, 1.0, 0.0])
+    b = Labelled([20, 21], [22, 23], [1.0, 0.5])
+    stream = LaneStream([a, b], batch_size=1, unroll_len=3, shuffle=False, pad_id=0)
+    first, second, third = stream.next_batch(), stream.next_batch(), stream.next_batch()
+    assert first.inputs.tolist() == [[5, 6, 7]] and first.targets.tolist() == [[3, 3, 4]]
+    assert first.loss_mask.tolist() == [[pytest.approx(0.05), pytest.approx(0.05), 1.0]]
+    assert bool(first.reset[0]) and not bool(second.reset[0])
+    assert second.inputs.tolist() == [[8, 9, 0]] and second.targets.tolist() == [[10, 11, 0]]
+    assert second.loss_mask.tolist() == [[1.0, 0.0, 0.0]]  # its own 0, then padding
+    assert bool(third.reset[0]) and third.inputs.tolist() == [[20, 21, 0]]
+    assert third.loss_mask.tolist() == [[1.0, 0.5, 0.0]]
+    assert stream.tokens_seen == 7
+
+
+def test_labelled_documents_are_validated():
+    with pytest.raises(ValueError, match="same length"):
+        LaneStream([Labelled([1, 2], [3], [1.0, 1.0])], batch_size=1, unroll_len=2)
+    with pytest.raises(ValueError, match="finite and >= 0"):
+        LaneStream([Labelled([1, 2], [3, 4], [1.0, -1.0])], batch_size=1, unroll_len=2)

@@ -45,7 +45,8 @@ class LaneBatch:
         targets: the next token of each input within the same document, [B, L] int64.
         reset: [B] bool; True where the lane starts a new document at this step, so the
             caller must zero that lane's state before running the step.
-        loss_mask: [B, L] float32; 1 on real targets, 0 on padding.
+        loss_mask: [B, L] float32 loss weights: 0 on padding; 1 on the targets of token
+            documents; a labelled document's own weights (e.g. 0.05 on duplex [LISTEN]).
     """
 
     inputs: torch.Tensor
@@ -72,6 +73,38 @@ class EvalBatch(NamedTuple):
     loss_mask: torch.Tensor
 
 
+@dataclass(frozen=True)
+class _Pairs:
+    """A document as aligned (input, target, weight) positions."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray | None  # None: every position has weight 1
+
+    @property
+    def size(self) -> int:
+        return int(self.inputs.size)
+
+
+def _as_pairs(doc: TokenDoc | Any, index: int) -> _Pairs:
+    """Token documents train on next-token pairs; labelled documents (anything with
+    ``input_ids``, ``target_ids`` and ``weights``, e.g. a duplex stream) bring their own."""
+    if all(hasattr(doc, a) for a in ("input_ids", "target_ids", "weights")):
+        inputs = _as_tokens(doc.input_ids, index)
+        targets = _as_tokens(doc.target_ids, index)
+        weights = np.asarray(doc.weights, dtype=np.float32)
+        if not inputs.shape == targets.shape == weights.shape:
+            raise ValueError(
+                f"document {index}: input_ids, target_ids and weights must have the same "
+                f"length; got {inputs.size}, {targets.size}, {weights.size}"
+            )
+        if weights.size and (not np.isfinite(weights).all() or weights.min() < 0):
+            raise ValueError(f"document {index}: weights must be finite and >= 0")
+        return _Pairs(inputs, targets, weights)
+    tokens = _as_tokens(doc, index)
+    return _Pairs(tokens[:-1], tokens[1:], None)
+
+
 def _as_tokens(doc: TokenDoc, index: int) -> np.ndarray:
     arr = np.asarray(doc)
     if arr.ndim != 1:
@@ -92,8 +125,10 @@ class LaneStream:
     """Stateful truncated-BPTT batches: ``batch_size`` lanes, each reading whole documents.
 
     Args:
-        docs: token-id documents, each a 1-D integer array or list. Documents shorter than
-            2 tokens have no (input, target) pair and are skipped.
+        docs: token-id documents, each a 1-D integer array or list (trained on next-token
+            pairs; documents shorter than 2 tokens have none and are skipped), or labelled
+            documents: objects with aligned ``input_ids``, ``target_ids`` and ``weights``
+            arrays (e.g. a duplex stream), whose weights become the ``loss_mask``.
         batch_size: number of lanes B, >= 1.
         unroll_len: tokens per lane per step L, >= 1.
         seed: seeds the document order.
@@ -124,14 +159,14 @@ class LaneStream:
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         self.pad_id = int(pad_id)
-        self._docs = [_as_tokens(doc, i) for i, doc in enumerate(docs)]
+        self._docs = [_as_pairs(doc, i) for i, doc in enumerate(docs)]
         self._usable = np.array(
-            [i for i, doc in enumerate(self._docs) if doc.size >= 2], dtype=np.int64
+            [i for i, doc in enumerate(self._docs) if doc.size >= 1], dtype=np.int64
         )
         if self._usable.size == 0:
             raise ValueError(
-                f"no usable document: all {len(self._docs)} documents have fewer than 2 "
-                "tokens, so there is no (input, target) pair to train on"
+                f"no usable document: none of the {len(self._docs)} documents has an "
+                "(input, target) pair to train on (token documents need 2 tokens)"
             )
         self._digest = _lengths_digest(self._docs)
         self._rng = np.random.default_rng(self.seed)
@@ -199,12 +234,12 @@ class LaneStream:
             doc = self._docs[self._lane_doc[b]]
             pos = self._lane_pos[b]
             # At least 1: a lane only holds a document while it has a target left.
-            n = min(L, doc.size - 1 - pos)
-            inputs[b, :n] = doc[pos : pos + n]
-            targets[b, :n] = doc[pos + 1 : pos + 1 + n]
-            loss_mask[b, :n] = 1.0
+            n = min(L, doc.size - pos)
+            inputs[b, :n] = doc.inputs[pos : pos + n]
+            targets[b, :n] = doc.targets[pos : pos + n]
+            loss_mask[b, :n] = 1.0 if doc.weights is None else doc.weights[pos : pos + n]
             self._tokens_seen += n
-            if pos + n == doc.size - 1:
+            if pos + n == doc.size:
                 # Document done (this row may be padded): the next step starts a new one.
                 self._lane_doc[b] = -1
                 self._lane_pos[b] = 0
@@ -269,7 +304,7 @@ class LaneStream:
         if sorted(order.tolist()) != sorted(usable):
             raise ValueError("LaneStream state: order is not a permutation of the usable documents")
         for d, p in zip(lane_doc, lane_pos):
-            if d >= 0 and (d not in usable or not 0 <= p < self._docs[d].size - 1):
+            if d >= 0 and (d not in usable or not 0 <= p < self._docs[d].size):
                 raise ValueError(f"LaneStream state: lane at document {d}, position {p} is invalid")
         cursor = int(state["cursor"])
         if not 0 <= cursor <= order.size:
@@ -286,9 +321,10 @@ class LaneStream:
         self._steps = int(state["steps"])
 
 
-def _lengths_digest(docs: list[np.ndarray]) -> str:
+def _lengths_digest(docs: list[_Pairs]) -> str:
     # Cheap fingerprint that catches restoring into a different corpus or tokenization.
-    lengths = np.array([doc.size for doc in docs], dtype="<i8")
+    # (Counted in tokens, pairs + 1, as before labelled documents existed.)
+    lengths = np.array([doc.size + 1 for doc in docs], dtype="<i8")
     return hashlib.sha256(lengths.tobytes()).hexdigest()
 
 
