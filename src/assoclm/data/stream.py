@@ -74,7 +74,7 @@ class EvalBatch(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Pairs:
+class Pairs:
     """A document as aligned (input, target, weight) positions."""
 
     inputs: np.ndarray
@@ -86,7 +86,7 @@ class _Pairs:
         return int(self.inputs.size)
 
 
-def _as_pairs(doc: TokenDoc | Any, index: int) -> _Pairs:
+def as_pairs(doc: TokenDoc | Any, index: int) -> Pairs:
     """Token documents train on next-token pairs; labelled documents (anything with
     ``input_ids``, ``target_ids`` and ``weights``, e.g. a duplex stream) bring their own."""
     if all(hasattr(doc, a) for a in ("input_ids", "target_ids", "weights")):
@@ -100,9 +100,9 @@ def _as_pairs(doc: TokenDoc | Any, index: int) -> _Pairs:
             )
         if weights.size and (not np.isfinite(weights).all() or weights.min() < 0):
             raise ValueError(f"document {index}: weights must be finite and >= 0")
-        return _Pairs(inputs, targets, weights)
+        return Pairs(inputs, targets, weights)
     tokens = _as_tokens(doc, index)
-    return _Pairs(tokens[:-1], tokens[1:], None)
+    return Pairs(tokens[:-1], tokens[1:], None)
 
 
 def _as_tokens(doc: TokenDoc, index: int) -> np.ndarray:
@@ -159,7 +159,7 @@ class LaneStream:
         self.seed = int(seed)
         self.shuffle = bool(shuffle)
         self.pad_id = int(pad_id)
-        self._docs = [_as_pairs(doc, i) for i, doc in enumerate(docs)]
+        self._docs = [as_pairs(doc, i) for i, doc in enumerate(docs)]
         self._usable = np.array(
             [i for i, doc in enumerate(self._docs) if doc.size >= 1], dtype=np.int64
         )
@@ -321,7 +321,7 @@ class LaneStream:
         self._steps = int(state["steps"])
 
 
-def _lengths_digest(docs: list[_Pairs]) -> str:
+def _lengths_digest(docs: list[Pairs]) -> str:
     # Cheap fingerprint that catches restoring into a different corpus or tokenization.
     # (Counted in tokens, pairs + 1, as before labelled documents existed.)
     lengths = np.array([doc.size + 1 for doc in docs], dtype="<i8")

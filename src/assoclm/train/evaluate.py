@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from assoclm.data.stream import as_pairs
 from assoclm.tokenizer import BaseTokenizer
 
 
@@ -32,60 +33,72 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    docs: Sequence[Sequence[int] | np.ndarray],
+    docs: Sequence[Any],
     byte_lengths: torch.Tensor,
     batch_size: int,
     seq_len: int,
     max_tokens: int,
     autocast: contextlib.AbstractContextManager | None = None,
+    metrics: Any | None = None,
 ) -> dict[str, float]:
-    """Mean next-token loss (nats) and bits per byte on held-out documents.
+    """Held-out loss and bits per byte, each document read in order with the state carried.
 
     Each document is cut to an equal share of ``max_tokens`` (so one long document cannot
     dominate), documents are grouped ``batch_size`` at a time, and each group is read from
     its first token in windows of ``seq_len`` with the model state carried from window to
     window: the model is scored the way it is used, with everything it has read in memory.
-    Bits per byte = total nats / ln 2 / total UTF-8 bytes of the target tokens, which is
-    comparable across tokenizers.
+
+    Documents are token arrays (scored on next-token pairs) or labelled documents with
+    ``input_ids``/``target_ids``/``weights`` (e.g. duplex streams). ``loss`` is the
+    weight-averaged cross-entropy in nats; ``bpb`` = nats / ln 2 / UTF-8 bytes over the
+    positions whose target is text (not a control id) with weight > 0, which is comparable
+    across tokenizers. ``metrics``, if given, gets ``update(inputs, targets, weights,
+    logits)`` for every window (e.g. :class:`assoclm.duplex.metrics.ProtocolMetrics`).
 
     Returns:
-        ``{"loss": ..., "bpb": ..., "tokens": ...}``.
+        ``{"loss": ..., "bpb": ..., "tokens": ...}`` (tokens: positions with weight > 0).
     """
-    docs = [np.asarray(d, dtype=np.int64) for d in docs if len(d) >= 2]
-    if not docs:
-        raise ValueError("no held-out document with at least 2 tokens to evaluate on")
-    share = max(2, max_tokens // len(docs) + 1)
-    docs = [d[:share] for d in docs]
+    pairs = [as_pairs(d, i) for i, d in enumerate(docs)]
+    pairs = [p for p in pairs if p.size >= 1]
+    if not pairs:
+        raise ValueError("no held-out document with an (input, target) pair to evaluate on")
+    share = max(1, max_tokens // len(pairs))
     device = next(model.parameters()).device
     byte_lengths = byte_lengths.to(device)
     was_training = model.training
     model.eval()
-    total_nats, total_tokens, total_bytes = 0.0, 0, 0
-    for start in range(0, len(docs), batch_size):
-        group = docs[start : start + batch_size]
-        width = max(d.size for d in group)
-        ids = torch.zeros(len(group), width, dtype=torch.int64)
-        valid = torch.zeros(len(group), width, dtype=torch.float32)
-        for row, d in enumerate(group):
-            ids[row, : d.size] = torch.from_numpy(d)
-            valid[row, : d.size] = 1.0
-        ids, valid = ids.to(device), valid.to(device)
+    total_nats = total_weight = text_nats = 0.0
+    total_tokens = total_bytes = 0
+    for start in range(0, len(pairs), batch_size):
+        group = pairs[start : start + batch_size]
+        width = min(share, max(p.size for p in group))
+        inputs = torch.zeros(len(group), width, dtype=torch.int64)
+        targets = torch.zeros(len(group), width, dtype=torch.int64)
+        weights = torch.zeros(len(group), width, dtype=torch.float32)
+        for row, p in enumerate(group):
+            n = min(width, p.size)
+            inputs[row, :n] = torch.from_numpy(p.inputs[:n])
+            targets[row, :n] = torch.from_numpy(p.targets[:n])
+            weights[row, :n] = 1.0 if p.weights is None else torch.from_numpy(p.weights[:n])
+        inputs, targets, weights = inputs.to(device), targets.to(device), weights.to(device)
         state = None
-        for t in range(0, width - 1, seq_len):
-            inputs = ids[:, t : t + seq_len]
-            targets = ids[:, t + 1 : t + seq_len + 1]
-            inputs = inputs[:, : targets.shape[1]]
-            mask = valid[:, t + 1 : t + 1 + targets.shape[1]]
+        for t in range(0, width, seq_len):
+            x, y, w = (a[:, t : t + seq_len] for a in (inputs, targets, weights))
             with autocast or contextlib.nullcontext():
-                logits, state = model(inputs, state)
-            nll = masked_cross_entropy(logits, targets, mask)
-            total_nats += float(nll.sum())
-            total_tokens += int(mask.sum())
-            total_bytes += int((byte_lengths[targets] * mask.long()).sum())
+                logits, state = model(x, state)
+            nll = masked_cross_entropy(logits, y, torch.ones_like(w))
+            counted = w > 0
+            text = counted & (byte_lengths[y] > 0)
+            total_nats += float((nll * w).sum())
+            total_weight += float(w.sum())
+            total_tokens += int(counted.sum())
+            text_nats += float(nll[text].sum())
+            total_bytes += int(byte_lengths[y][text].sum())
+            if metrics is not None:
+                metrics.update(x, y, w, logits)
     model.train(was_training)
-    loss = total_nats / total_tokens
     return {
-        "loss": loss,
-        "bpb": total_nats / math.log(2) / max(total_bytes, 1),
+        "loss": total_nats / max(total_weight, 1e-12),
+        "bpb": text_nats / math.log(2) / max(total_bytes, 1),
         "tokens": total_tokens,
     }

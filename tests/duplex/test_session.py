@@ -1,0 +1,126 @@
+"""The live duplex session: the protocol it feeds, interrupts, constant state, save/load."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from assoclm.duplex.session import DuplexSession
+from assoclm.models import PropagatorConfig, PropagatorLM
+from assoclm.tokenizer import ByteTokenizer
+
+TOK = ByteTokenizer()
+C = {name: TOK.control_id(name) for name in TOK.control_tokens}
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    cfg = PropagatorConfig(vocab_size=TOK.vocab_size, hidden_size=32, num_layers=2,
+                           memory_key_size=16, memory_value_size=16, chunk_size=16)
+    return PropagatorLM(cfg).eval()
+
+
+class Recorder:
+    """Wraps a model and records every token it is stepped with."""
+
+    def __init__(self, model):
+        self.model, self.fed = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def step(self, token, state):
+        self.fed.append(int(token[0]))
+        return self.model.step(token, state)
+
+
+def names(ids):
+    return [TOK.control_tokens[i] if i < len(TOK.control_tokens) else TOK.decode([i])
+            for i in ids]
+
+
+def test_a_turn_feeds_the_protocol_stream():
+    rec = Recorder(tiny_model())
+    session = DuplexSession(rec, TOK, max_response_tokens=3)
+    decisions = session.user_text("hi")
+    assert [d.token for d in decisions] == ["h", "i"] and session.phase == "listening"
+    assert all(0.0 <= d.p_user_end <= 1.0 for d in decisions)
+    session.end_turn()
+    pieces = list(session.respond())
+    assert session.phase == "idle"
+    fed = names(rec.fed)
+    assert fed[:6] == ["[SESSION]", "[USER]", "h", "i", "[USER_END]", "[MODEL]"]
+    # Every drawn token is fed before [MODEL_END] closes the turn (3 tokens at most).
+    assert fed[-1] == "[MODEL_END]" and len(fed) - 7 == len("".join(pieces).encode()) <= 3
+
+
+def test_interrupt_yields_and_listens():
+    rec = Recorder(tiny_model())
+    session = DuplexSession(rec, TOK, max_response_tokens=50)
+    session.user_text("question")
+    response = session.respond()
+    shown = [next(response), next(response)]
+    decisions = session.interrupt("no")
+    assert [d.token for d in decisions] == ["n", "o"] and session.phase == "listening"
+    assert list(response) == []  # the response stops
+    fed = names(rec.fed)
+    cut = fed.index("[USER_INTERRUPT]")
+    # The two tokens the user saw were fed before the interrupt, as in training.
+    assert fed[cut - 2 : cut] == shown
+    assert fed[cut:] == ["[USER_INTERRUPT]", "[MODEL_END]", "[USER]", "n", "o"]
+    assert isinstance(session.yielded, bool)
+    # user_text while speaking is an interrupt too
+    session.end_turn()
+    response = session.respond()
+    next(response)
+    session.user_text("x")
+    assert names(rec.fed)[-4:] == ["[USER_INTERRUPT]", "[MODEL_END]", "[USER]", "x"]
+
+
+def test_state_size_is_constant():
+    session = DuplexSession(tiny_model(), TOK)
+    session.user_text("0123456789")
+    small = session.state_nbytes
+    for _ in range(100):
+        session.user_text("x" * 100)
+    assert session.tokens_fed > 10_000
+    assert session.state_nbytes == small
+
+
+def run_script(session, steps):
+    out = []
+    for kind, text in steps:
+        if kind == "user":
+            out.append([(d.token, d.user_end, round(d.p_user_end, 6))
+                        for d in session.user_text(text)])
+        else:
+            out.append(list(itertools.islice(session.respond(), 20)))
+    return out
+
+
+def test_save_and_load_continue_identically(tmp_path):
+    script = [("user", "hello there"), ("model", ""), ("user", "and then?"), ("model", "")]
+    model = tiny_model()
+    a = DuplexSession(model, TOK, max_response_tokens=8, temperature=1.0, seed=3)
+    run_script(a, script[:2])
+    path = a.save(tmp_path / "s.safetensors")
+    rest_a = run_script(a, script[2:])
+    b = DuplexSession(model, TOK, max_response_tokens=8, temperature=1.0, seed=99)
+    b.user_text("something else entirely")
+    b.load(path)
+    assert run_script(b, script[2:]) == rest_a
+    # A different state gives different decisions: the test can fail.
+    c = DuplexSession(model, TOK, max_response_tokens=8, temperature=1.0, seed=3)
+    assert run_script(c, script[2:]) != rest_a
+
+
+def test_errors():
+    session = DuplexSession(tiny_model(), TOK)
+    with pytest.raises(RuntimeError, match="only possible while the model is speaking"):
+        session.interrupt("x")
+    with pytest.raises(ValueError, match="max_response_tokens"):
+        DuplexSession(tiny_model(), TOK, max_response_tokens=0)
+    with pytest.raises(FileNotFoundError, match="session file not found"):
+        session.load("/nonexistent/session.safetensors")
