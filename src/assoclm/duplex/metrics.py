@@ -1,0 +1,323 @@
+"""Held-out metrics of the full-duplex protocol (DESIGN.md, "Full-duplex event protocol").
+
+A session is scored from its aligned token arrays ``input_ids``, ``target_ids`` and
+``weights`` (the stream builder's output, see :mod:`assoclm.duplex.protocol`) and the model's
+greedy predictions (the argmax id at each position). Only positions with weight > 0 count:
+weight 0 marks padding and the untrainable token before an interrupt. Every counted position
+counts once, whatever its weight.
+
+* **decision accuracy**: over positions whose target is a control id (other than ``[PAD]``),
+  the fraction where the greedy prediction (argmax id) equals the target.
+* **listen accuracy**: over positions whose target is ``[LISTEN]``, the fraction predicted
+  ``[LISTEN]``.
+* **user-end recall**: over positions whose target is ``[USER_END]``, the fraction predicted
+  ``[USER_END]``.
+* **turn-taking precision**: over user-stream positions (target is ``[LISTEN]`` or
+  ``[USER_END]``) where the prediction is ``[USER_END]``, the fraction whose target is
+  ``[USER_END]``. A ``[USER_END]`` predicted anywhere else (on model content, say) does not
+  count.
+* **interrupt-yield accuracy**: over positions whose *input* is ``[USER_INTERRUPT]`` (target
+  ``[MODEL_END]``), the fraction predicted ``[MODEL_END]``. The input, not the target, picks
+  these positions: ``[MODEL_END]`` is also the target at a natural end of turn.
+* **model-turn bits per byte**: over model-content positions (target not a control id), the
+  sum of the target's negative log-likelihood in nats / ln 2 / total UTF-8 bytes of those
+  target tokens (bytes per id from a ``byte_lengths`` [vocab] tensor, as made by
+  :func:`assoclm.train.evaluate.token_byte_lengths`).
+* **memory recall**: for each :class:`~assoclm.duplex.protocol.Probe`, the model's greedy
+  answer text "contains the right value": a case-insensitive match of the value as a whole
+  word/phrase (word boundaries) in the answer text. Reported separately for kind "updated"
+  and "untouched", plus overall.
+
+Each metric reports its value with its numerator and denominator counts
+(``{"value", "correct", "total"}``; bits per byte: ``{"value", "bits", "bytes", "tokens"}``).
+A metric with an empty denominator has value ``None`` (not 0, not NaN), so the JSON written
+by :func:`write_metrics_json` stays valid.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from assoclm.duplex.protocol import PROBE_KINDS, Probe
+from assoclm.io import write_text_atomic
+from assoclm.tokenizer import CONTROL_IDS, NUM_CONTROL, PAD_ID
+
+LISTEN = CONTROL_IDS["[LISTEN]"]
+USER_END = CONTROL_IDS["[USER_END]"]
+USER_INTERRUPT = CONTROL_IDS["[USER_INTERRUPT]"]
+MODEL_END = CONTROL_IDS["[MODEL_END]"]
+
+# The seed's published figures (DESIGN.md) and the issue's goals, as fractions, keyed like
+# the metrics, so that a report can set a run beside them.
+SEED_REPORTED: dict[str, float] = {
+    "decision_accuracy": 0.954,
+    "listen_accuracy": 0.953,
+    "turn_taking_precision": 0.988,
+}
+GOALS: dict[str, float] = {
+    "decision_accuracy": 0.99,
+    "listen_accuracy": 0.99,
+    "turn_taking_precision": 0.99,
+    "memory_recall_updated": 0.95,
+}
+
+ACCURACY_METRICS: tuple[str, ...] = (
+    "decision_accuracy",
+    "listen_accuracy",
+    "user_end_recall",
+    "turn_taking_precision",
+    "interrupt_yield_accuracy",
+)
+
+TensorLike = torch.Tensor | np.ndarray | Sequence[Any]
+
+
+def ratio(correct: int, total: int) -> dict[str, Any]:
+    """``{"value", "correct", "total"}``; value is ``correct / total``, or None when total is 0."""
+    return {"value": correct / total if total else None, "correct": correct, "total": total}
+
+
+class ProtocolMetrics:
+    """Accumulates the token-level protocol metrics over batches and sessions.
+
+    Args:
+        byte_lengths: [vocab] integer bytes of text per id (0 for control ids). Without it,
+            bits per byte has value None (bits and tokens are still counted).
+    """
+
+    def __init__(self, byte_lengths: torch.Tensor | None = None) -> None:
+        if byte_lengths is not None:
+            byte_lengths = torch.as_tensor(byte_lengths).detach().to("cpu", torch.int64)
+            if byte_lengths.ndim != 1:
+                raise ValueError(f"byte_lengths must be [vocab]; got shape "
+                                 f"{tuple(byte_lengths.shape)}")
+        self.byte_lengths = byte_lengths
+        self._byte_lengths_on: dict[torch.device, torch.Tensor] = {}
+        self.counts: dict[str, int] = {
+            f"{name}_{part}": 0 for name in ACCURACY_METRICS for part in ("correct", "total")
+        }
+        self.model_nats = 0.0
+        self.model_bytes = 0
+        self.model_tokens = 0
+        # Whether earlier updates brought nll: bits per byte over only some batches would be
+        # a different number, so mixing the two is refused.
+        self._with_nll: bool | None = None
+
+    def update(self, input_ids: TensorLike, target_ids: TensorLike, weights: TensorLike,
+               logits: torch.Tensor) -> None:
+        """Score one batch from the model's logits.
+
+        Args:
+            input_ids, target_ids, weights: [B, T] or [T].
+            logits: [B, T, V] or [T, V]; the prediction is the argmax, the nll comes from
+                ``log_softmax(logits.float())``.
+        """
+        logits = torch.as_tensor(logits)
+        target_ids = torch.as_tensor(target_ids, device=logits.device).long()
+        if logits.shape[:-1] != target_ids.shape:
+            raise ValueError(f"logits {tuple(logits.shape)} must be target_ids "
+                             f"{tuple(target_ids.shape)} plus a vocabulary axis")
+        predicted = logits.argmax(dim=-1)
+        content = target_ids >= NUM_CONTROL
+        nll = torch.zeros(target_ids.shape, dtype=torch.float32, device=logits.device)
+        if bool(content.any()):
+            # Only model-content positions need the softmax; update_predictions reads no other.
+            log_probs = torch.log_softmax(logits[content].float(), dim=-1)  # [N, V]
+            nll[content] = -log_probs.gather(-1, target_ids[content][:, None])[:, 0]
+        self.update_predictions(input_ids, target_ids, weights, predicted, nll)
+
+    def update_predictions(self, input_ids: TensorLike, target_ids: TensorLike,
+                           weights: TensorLike, predicted_ids: TensorLike,
+                           nll: TensorLike | None = None) -> None:
+        """Score one batch from greedy predictions.
+
+        Args:
+            input_ids, target_ids, weights, predicted_ids: [B, T] or [T], same shape.
+            nll: [B, T] or [T] nats of each target under the model; needed for bits per byte,
+                read only at model-content positions. Give it in every update or in none.
+        """
+        target = torch.as_tensor(target_ids)
+        if target.ndim not in (1, 2):
+            raise ValueError(f"target_ids must be [B, T] or [T]; got {tuple(target.shape)}")
+        device, shape = target.device, target.shape
+        target = target.long().flatten()
+        tensors = {"input_ids": input_ids, "weights": weights, "predicted_ids": predicted_ids}
+        if nll is not None:
+            tensors["nll"] = nll
+        flat = {}
+        for name, value in tensors.items():
+            value = torch.as_tensor(value, device=device)
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {tuple(value.shape)}; target_ids has "
+                                 f"{tuple(shape)}")
+            flat[name] = value.flatten()
+        inputs = flat["input_ids"].long()
+        predicted = flat["predicted_ids"].long()
+        counted = flat["weights"] > 0
+
+        control_target = counted & (target < NUM_CONTROL) & (target != PAD_ID)
+        listen = counted & (target == LISTEN)
+        user_end = counted & (target == USER_END)
+        said_end = (listen | user_end) & (predicted == USER_END)
+        interrupt = counted & (inputs == USER_INTERRUPT)
+        content = counted & (target >= NUM_CONTROL)
+        # One stacked tensor and one transfer for every count of this batch.
+        counts = torch.stack([
+            (control_target & (predicted == target)).sum(), control_target.sum(),
+            (listen & (predicted == LISTEN)).sum(), listen.sum(),
+            (user_end & (predicted == USER_END)).sum(), user_end.sum(),
+            (said_end & (target == USER_END)).sum(), said_end.sum(),
+            (interrupt & (predicted == MODEL_END)).sum(), interrupt.sum(),
+            content.sum(),
+        ]).tolist()
+        n_content = counts[-1]
+        with_nll = nll is not None
+        if n_content and self._with_nll is not None and self._with_nll != with_nll:
+            raise ValueError("nll was given in some updates and not in others; bits per byte "
+                             "would cover only part of the model turns")
+        for i, name in enumerate(ACCURACY_METRICS):
+            self.counts[f"{name}_correct"] += counts[2 * i]
+            self.counts[f"{name}_total"] += counts[2 * i + 1]
+        self.model_tokens += n_content
+        if n_content:
+            self._with_nll = with_nll
+        if with_nll and n_content:
+            self.model_nats += float(flat["nll"][content].double().sum())
+        if self.byte_lengths is not None and n_content:
+            lengths = self._byte_lengths_on.get(device)
+            if lengths is None:
+                lengths = self._byte_lengths_on.setdefault(device, self.byte_lengths.to(device))
+            self.model_bytes += int(lengths[target[content]].sum())
+
+    def result(self) -> dict[str, dict[str, Any]]:
+        """Every metric so far: ``{"decision_accuracy": {"value", "correct", "total"}, ...,
+        "model_bpb": {"value", "bits", "bytes", "tokens"}}``; value None on an empty
+        denominator (and bits per byte None without nll or ``byte_lengths``)."""
+        out: dict[str, dict[str, Any]] = {
+            name: ratio(self.counts[f"{name}_correct"], self.counts[f"{name}_total"])
+            for name in ACCURACY_METRICS
+        }
+        bits = self.model_nats / math.log(2) if self._with_nll else None
+        n_bytes = self.model_bytes if self.byte_lengths is not None else None
+        out["model_bpb"] = {
+            "value": bits / n_bytes if bits is not None and n_bytes else None,
+            "bits": bits,
+            "bytes": n_bytes,
+            "tokens": self.model_tokens,
+        }
+        return out
+
+
+def answer_contains(answer: str, value: str) -> bool:
+    """Whether ``value`` occurs in ``answer`` as a whole word or phrase, ignoring case.
+
+    Neither end of the match may touch a word character ("red" is not in "reddish"), and
+    any run of whitespace in ``value`` matches any run in ``answer`` ("New York" is in
+    "it's new\\nyork."). Values that start or end with punctuation ("$5", "C++") work too.
+
+    Raises:
+        ValueError: ``value`` is empty or only whitespace (every answer would contain it).
+    """
+    words = value.split()
+    if not words:
+        raise ValueError(f"a probe value must have text; got {value!r}")
+    pattern = r"(?<!\w)" + r"\s+".join(re.escape(w) for w in words) + r"(?!\w)"
+    return re.search(pattern, answer, flags=re.IGNORECASE) is not None
+
+
+def memory_recall(answers: Sequence[str], probes: Sequence[Probe]) -> dict[str, dict[str, Any]]:
+    """Memory recall of greedy answers, one answer per probe, in the same order.
+
+    Returns:
+        ``{"memory_recall": ..., "memory_recall_updated": ...,
+        "memory_recall_untouched": ...}``, each ``{"value", "correct", "total"}``.
+    """
+    if len(answers) != len(probes):
+        raise ValueError(f"{len(answers)} answers for {len(probes)} probes; give one each")
+    correct = dict.fromkeys(PROBE_KINDS, 0)
+    total = dict.fromkeys(PROBE_KINDS, 0)
+    for answer, probe in zip(answers, probes):
+        total[probe.kind] += 1
+        correct[probe.kind] += answer_contains(answer, probe.answer)
+    out = {"memory_recall": ratio(sum(correct.values()), sum(total.values()))}
+    for kind in PROBE_KINDS:
+        out[f"memory_recall_{kind}"] = ratio(correct[kind], total[kind])
+    return out
+
+
+def write_metrics_json(path: str | os.PathLike[str], metrics: Mapping[str, Any],
+                       provenance: Mapping[str, Any] | None = None) -> Path:
+    """Write ``{"metrics", "provenance", "seed_reported", "goals"}`` as JSON, atomically.
+
+    Raises:
+        ValueError: a value is NaN or infinite (not valid JSON; an empty metric is None).
+    """
+    payload = {
+        "metrics": dict(metrics),
+        "provenance": dict(provenance or {}),
+        "seed_reported": SEED_REPORTED,
+        "goals": GOALS,
+    }
+    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    return write_text_atomic(path, text)
+
+
+def _value_cell(entry: Mapping[str, Any]) -> str:
+    value = entry.get("value")
+    if value is None:
+        return "n/a"
+    if "correct" in entry:
+        return f"{100 * value:.2f}"
+    return f"{value:.4f} bits/byte"
+
+
+def _count_cell(entry: Mapping[str, Any]) -> str:
+    if "correct" in entry:
+        return f"{entry['correct']}/{entry['total']}"
+    return f"{entry.get('tokens', 0)} tokens, {entry.get('bytes') or 0} bytes"
+
+
+def _metric_entries(metrics: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(name, entry)`` for every entry with a "value", looking one level into groups
+    (``{"protocol": ProtocolMetrics.result(), "memory_recall": memory_recall(...)}``)."""
+    entries = []
+    for name, entry in metrics.items():
+        if not isinstance(entry, Mapping):
+            continue
+        if "value" in entry:
+            entries.append((name, entry))
+        else:
+            entries += [(inner, sub) for inner, sub in entry.items()
+                        if isinstance(sub, Mapping) and "value" in sub]
+    return entries
+
+
+def format_table(metrics: Mapping[str, Any], compare: bool = False) -> str:
+    """A markdown table, ``metric | value (%) | count``, of every metric in ``metrics``.
+
+    ``metrics`` maps names to metric entries (as :meth:`ProtocolMetrics.result` and
+    :func:`memory_recall` return them), or to groups of them; anything else is skipped.
+    Accuracies are shown in percent with ``correct/total``; bits per byte as is, with its
+    token and byte counts. With ``compare``, two more columns hold the seed's published
+    figure and the goal, where there is one.
+    """
+    header = ["metric", "value (%)", "count"]
+    if compare:
+        header += ["seed (%)", "goal (%)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, entry in _metric_entries(metrics):
+        row = [name, _value_cell(entry), _count_cell(entry)]
+        if compare:
+            row += [f"{100 * table[name]:.1f}" if name in table else ""
+                    for table in (SEED_REPORTED, GOALS)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
