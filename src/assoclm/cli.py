@@ -8,6 +8,8 @@ import sys
 COMMANDS = {
     "train": ("assoclm.train.cli", "train a model"),
     "generate": ("assoclm.generation", "stream text from a checkpoint"),
+    "eval": ("assoclm.duplex.cli", "score a checkpoint (--task duplex)"),
+    "chat": ("assoclm.duplex.chat", "full-duplex chat in the terminal"),
     "bench": ("assoclm.bench", "run a benchmark suite"),
 }
 

@@ -124,3 +124,64 @@ def test_errors():
         DuplexSession(tiny_model(), TOK, max_response_tokens=0)
     with pytest.raises(FileNotFoundError, match="session file not found"):
         session.load("/nonexistent/session.safetensors")
+
+
+class Oracle:
+    """A fake model that, at the i-th token it is fed, predicts the i-th training target of
+    ``stream``: driving a session with it must reproduce the stream's inputs exactly."""
+
+    def __init__(self, stream, vocab_size):
+        self.targets = stream.target_ids.tolist()
+        self.vocab_size, self.fed = vocab_size, []
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # a device to live on
+
+    def parameters(self):
+        return iter([self.weight])
+
+    def init_state(self, batch_size, device=None):
+        from assoclm.models.state import MemoryState
+
+        return MemoryState((torch.zeros(batch_size, 1, 2, 2),))
+
+    def step(self, token, state):
+        i = len(self.fed)
+        self.fed.append(int(token[0]))
+        logits = torch.zeros(1, self.vocab_size)
+        logits[0, self.targets[i] if i < len(self.targets) else 0] = 10.0
+        return logits, state
+
+
+def test_a_live_session_feeds_exactly_the_stream_the_model_was_trained_on():
+    from assoclm.data.duplex import build_stream
+    from assoclm.duplex.protocol import Dialogue, Event
+
+    dialogue = Dialogue("d", [Event("user", "hi"), Event("model", "abc"),
+                              Event("user", "no"), Event("model", "ok")])
+    stream = build_stream(dialogue, TOK)
+    oracle = Oracle(stream, TOK.vocab_size)
+    session = DuplexSession(oracle, TOK)
+    first = session.user_text("hi")
+    assert [d.user_end for d in first] == [False, True] and session.user_finished
+    assert "".join(session.respond()) == "abc"
+    assert [d.user_end for d in session.user_text("no")] == [False, True]
+    assert "".join(session.respond()) == "ok"
+    # The stream ends with [SESSION_END], which a live session never sends.
+    assert oracle.fed == stream.input_ids.tolist()[:-1]
+
+
+def test_an_interrupt_feeds_what_training_saw():
+    from assoclm.data.duplex import build_stream
+    from assoclm.duplex.protocol import Dialogue, Event
+
+    dialogue = Dialogue("d", [Event("user", "hi"), Event("model", "ab", interrupted=True),
+                              Event("user", "no"), Event("model", "ok")])
+    stream = build_stream(dialogue, TOK)
+    oracle = Oracle(stream, TOK.vocab_size)
+    session = DuplexSession(oracle, TOK)
+    session.user_text("hi")
+    response = session.respond()
+    assert next(response) + next(response) == "ab"
+    session.interrupt("no")
+    assert session.yielded  # the oracle predicts [MODEL_END] after [USER_INTERRUPT]
+    assert "".join(session.respond()) == "ok"
+    assert oracle.fed == stream.input_ids.tolist()[:-1]
