@@ -68,7 +68,7 @@ def test_train_writes_a_complete_run(corpus, tmp_path, capsys):
     (["--time-budget", "soon"], "invalid duration 'soon'"),
     (["--data", "no/such/*.txt"], "matches no file"),
     (["--data", "nonexistent_corpus"], "neither an existing file"),
-    (["--dataset-mode", "duplex_chat"], "duplex_chat is not available yet"),
+    (["--dataset-mode", "duplex_chat", "--duplex-mix", "nowhere.jsonl"], "nowhere.jsonl"),
     (["--learning-rate", "-1"], "learning_rate must be a number in"),
     (["--chunk-size", "24"], "chunk_size must be a power of two"),
     (["--resume", "nowhere"], "checkpoint path not found"),

@@ -191,9 +191,8 @@ def test_config_errors_name_the_problem(corpus, tmp_path):
         TrainConfig(data=corpus, max_steps=1, precision="int8")
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_dict({"max_steps": 1, "lr": 0.1})
-    config, model = tiny_config(corpus, dataset_mode="duplex_chat")
-    with pytest.raises(TrainError, match="duplex_chat is not available yet"):
-        Trainer(config, model, tmp_path, **QUIET)
+    with pytest.raises(ValueError, match="p_interrupt must be a number in"):
+        tiny_config(corpus, dataset_mode="duplex_chat", p_interrupt=1.5)
     config, model = tiny_config(corpus, device="cuda:7" if not torch.cuda.is_available()
                                 else "bogus")
     with pytest.raises(TrainError, match="device"):

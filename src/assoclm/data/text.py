@@ -18,9 +18,10 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from assoclm.data.corpora import CORPORA, DataError, corpus_dir, fetch_corpus
 
@@ -198,8 +199,14 @@ def _read_file(name: str, path: Path, text_field: str) -> list[Document]:
     return _parse_jsonl(name, path, text, text_field)
 
 
-def _parse_jsonl(name: str, path: Path, text: str, text_field: str) -> list[Document]:
-    docs = []
+def jsonl_field_values(path: Path, text: str, field: str, argument: str
+                       ) -> Iterator[tuple[int, str, Any]]:
+    """``(line number, "path:line", row[field])`` for each non-blank line of a JSONL text.
+
+    Raises:
+        DataError: a line that is not a JSON object with ``field``; the message names file
+            and line, and the ``argument`` that picks another field.
+    """
     # Split on "\n" only: str.splitlines() would also split on U+2028, which JSON allows raw
     # inside strings, and the line numbers would no longer match an editor's.
     for lineno, line in enumerate(text.split("\n"), start=1):
@@ -213,13 +220,18 @@ def _parse_jsonl(name: str, path: Path, text: str, text_field: str) -> list[Docu
             raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        if text_field not in row:
+        if field not in row:
             keys = ", ".join(sorted(row)[:10]) or "none"
             raise DataError(
-                f"{where}: no {text_field!r} field (keys: {keys}); "
-                "pass text_field=... to read another field"
+                f"{where}: no {field!r} field (keys: {keys}); "
+                f"pass {argument}=... to read another field"
             )
-        value = row[text_field]
+        yield lineno, where, row[field]
+
+
+def _parse_jsonl(name: str, path: Path, text: str, text_field: str) -> list[Document]:
+    docs = []
+    for lineno, where, value in jsonl_field_values(path, text, text_field, "text_field"):
         if not isinstance(value, str):
             raise DataError(
                 f"{where}: field {text_field!r} is {type(value).__name__}, expected a string"

@@ -24,7 +24,7 @@ MODEL_FLAGS = ("hidden_size", "num_layers", "memory_key_size", "memory_value_siz
                "write_from", "chunk_size")
 # TrainConfig fields a resumed run may change.
 RESUMABLE = ("max_steps", "max_tokens", "time_budget", "eval_every", "eval_tokens",
-             "checkpoint_every", "keep_checkpoints", "device")
+             "eval_probes", "checkpoint_every", "keep_checkpoints", "device")
 DEFAULT_LIMIT_STEPS = 1000
 
 
@@ -66,8 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = p.add_argument_group("data")
     data.add_argument("--data", help="built-in corpus name, file, directory, glob or a comma "
-                                     "list of them (default shakespeare)")
-    data.add_argument("--dataset-mode", choices=DATASET_MODES, help="default text")
+                                     "list of them (default shakespeare; duplex: extra JSONL)")
+    data.add_argument("--dataset-mode", choices=DATASET_MODES,
+                      help="text (default): language modelling; duplex_chat: the full-duplex "
+                           "protocol on a dialogue mix (--data adds local JSONL to it)")
+    data.add_argument("--duplex-mix", help="dialogue sources with weights, e.g. "
+                                           "'chatterbot:1,shakespeare:1,memory:2'")
+    data.add_argument("--p-interrupt", type=float,
+                      help="share of model turns cut by a synthetic interrupt (default 0.2)")
+    data.add_argument("--listen-weight", type=float,
+                      help="loss weight of [LISTEN] targets (default 0.05)")
     data.add_argument("--tokenizer", choices=TOKENIZERS, help="default bpe")
     data.add_argument("--vocab-size", type=int, help="BPE vocabulary (default 4096)")
     data.add_argument("--val-fraction", type=float, help="documents held out (default 0.1)")
@@ -103,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--time-budget", type=parse_duration, help="e.g. 300, 5m, 1h")
     limits.add_argument("--eval-every", type=int, help="steps between evaluations (0: at end)")
     limits.add_argument("--eval-tokens", type=int, help="held-out tokens per evaluation")
+    limits.add_argument("--eval-probes", type=int,
+                        help="duplex: memory questions answered per evaluation (200)")
     limits.add_argument("--checkpoint-every", type=int, help="default: --eval-every")
     limits.add_argument("--keep-checkpoints", type=int, help="newest checkpoints kept (1)")
     return p

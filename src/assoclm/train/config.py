@@ -10,6 +10,7 @@ from assoclm.config import Config, check_choice, check_float, check_int
 PRECISIONS = ("float32", "bfloat16", "float16")
 DATASET_MODES = ("text", "duplex_chat")
 TOKENIZERS = ("bpe", "byte")
+DEFAULT_TEXT_DATA = "shakespeare"
 
 
 @dataclass
@@ -25,8 +26,11 @@ class TrainConfig(Config):
 
     model: str = "propagator"
     preset: str | None = None
-    data: str = "shakespeare"
+    data: str | None = None
     dataset_mode: str = "text"
+    duplex_mix: str | None = None
+    p_interrupt: float = 0.2
+    listen_weight: float = 0.05
     tokenizer: str = "bpe"
     vocab_size: int = 4096
     val_fraction: float = 0.1
@@ -46,6 +50,7 @@ class TrainConfig(Config):
     time_budget: float | None = None
     eval_every: int = 200
     eval_tokens: int = 32768
+    eval_probes: int = 200
     checkpoint_every: int | None = None
     keep_checkpoints: int = 1
     seed: int = 0
@@ -56,12 +61,17 @@ class TrainConfig(Config):
         check_choice(name, "dataset_mode", self.dataset_mode, DATASET_MODES)
         check_choice(name, "tokenizer", self.tokenizer, TOKENIZERS)
         check_choice(name, "precision", self.precision, PRECISIONS)
-        if not isinstance(self.data, str) or not self.data.strip():
-            raise ValueError(f"{name}.data must name a corpus, file or glob; got {self.data!r}")
+        for field in ("data", "duplex_mix"):
+            value = getattr(self, field)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ValueError(f"{name}.{field} must be a non-empty source spec; got {value!r}")
+        check_float(name, "p_interrupt", self.p_interrupt, 0, 1)
+        check_float(name, "listen_weight", self.listen_weight, 0, 100)
         check_int(name, "vocab_size", self.vocab_size, 265)
         check_float(name, "val_fraction", self.val_fraction, 0, 1, low_open=True,
                     high_open=True)
-        for field in ("batch_size", "unroll_len", "eval_tokens", "keep_checkpoints"):
+        for field in ("batch_size", "unroll_len", "eval_tokens", "eval_probes",
+                      "keep_checkpoints"):
             check_int(name, field, getattr(self, field))
         for field in ("warmup_steps", "eval_every", "seed"):
             check_int(name, field, getattr(self, field), 0)
@@ -87,6 +97,11 @@ class TrainConfig(Config):
             check_int(name, "checkpoint_every", self.checkpoint_every)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"{name}.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
+
+    @property
+    def text_data(self) -> str:
+        """The text sources of a text run: ``data``, or Shakespeare by default."""
+        return self.data or DEFAULT_TEXT_DATA
 
     @property
     def deterministic(self) -> bool:

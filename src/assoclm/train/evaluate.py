@@ -77,9 +77,10 @@ def evaluate(
         weights = torch.zeros(len(group), width, dtype=torch.float32)
         for row, p in enumerate(group):
             n = min(width, p.size)
-            inputs[row, :n] = torch.from_numpy(p.inputs[:n])
-            targets[row, :n] = torch.from_numpy(p.targets[:n])
-            weights[row, :n] = 1.0 if p.weights is None else torch.from_numpy(p.weights[:n])
+            # torch.tensor copies: labelled documents may hold read-only arrays
+            inputs[row, :n] = torch.tensor(p.inputs[:n])
+            targets[row, :n] = torch.tensor(p.targets[:n])
+            weights[row, :n] = 1.0 if p.weights is None else torch.tensor(p.weights[:n])
         inputs, targets, weights = inputs.to(device), targets.to(device), weights.to(device)
         state = None
         for t in range(0, width, seq_len):

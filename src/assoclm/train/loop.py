@@ -53,6 +53,7 @@ PLOT_FILE = "loss.png"
 # A single document (one big text file) is cut into this many parts at line breaks, so that
 # whole parts can be held out.
 PARTS_OF_ONE_DOCUMENT = 100
+VAL_SEED = 1_000_003
 
 
 class TrainError(Exception):
@@ -77,11 +78,11 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return torch.autocast(device.type, dtype=getattr(torch, precision))
 
 
-def split_for_validation(docs: list[Document], val_fraction: float
-                         ) -> tuple[list[Document], list[Document], str]:
-    """Train/validation split by document; one document is first cut into parts."""
+def split_for_validation(docs: list, val_fraction: float) -> tuple[list, list, str]:
+    """Train/validation split by document (or dialogue) name; one text document is first
+    cut into parts."""
     note = ""
-    if len(docs) == 1:
+    if len(docs) == 1 and isinstance(docs[0], Document):
         lines = docs[0].text.splitlines(keepends=True)
         per = max(1, math.ceil(len(lines) / PARTS_OF_ONE_DOCUMENT))
         parts = ["".join(lines[i : i + per]) for i in range(0, len(lines), per)]
@@ -92,6 +93,32 @@ def split_for_validation(docs: list[Document], val_fraction: float
     # The split does not depend on --seed: runs with different seeds score on the same text.
     train, val = split_documents(docs, val_fraction=val_fraction, seed=0)
     return train, val, note
+
+
+def load_split(config: TrainConfig, progress: bool = True) -> tuple[list, list, str]:
+    """(train, held-out, note) documents, or dialogues in duplex mode, as the run sees them."""
+    if config.dataset_mode == "duplex_chat":
+        from assoclm.data.dialogues import DEFAULT_DUPLEX_MIX, load_dialogues
+
+        spec = config.duplex_mix or DEFAULT_DUPLEX_MIX
+        if config.data:  # local dialogue files join the mix
+            spec = f"{spec},{config.data}"
+        docs = load_dialogues(spec, seed=0, progress=progress)
+    else:
+        docs = load_documents(config.text_data, progress=progress)
+    return split_for_validation(docs, config.val_fraction)
+
+
+def tokenize_split(config: TrainConfig, docs: list, tokenizer: BaseTokenizer, seed: int
+                   ) -> list:
+    """Token arrays (text) or labelled duplex streams (interrupts synthesised with ``seed``)."""
+    if config.dataset_mode == "duplex_chat":
+        from assoclm.data.duplex import LossWeights, build_streams
+
+        return build_streams(docs, tokenizer, LossWeights(listen=config.listen_weight),
+                             p_interrupt=config.p_interrupt, seed=seed)
+    return [np.asarray(x, dtype=np.int64)
+            for x in tokenizer.encode_batch([d.text for d in docs])]
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -143,11 +170,6 @@ class Trainer:
         self.progress = progress
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._stop_requested = False
-        if config.dataset_mode == "duplex_chat":
-            raise TrainError(
-                "--dataset-mode duplex_chat is not available yet: it arrives with the "
-                "full-duplex protocol. Use --dataset-mode text."
-            )
         try:
             self.device = resolve_device(config.device)
         except ValueError as exc:
@@ -162,24 +184,27 @@ class Trainer:
                 raise TrainError(f"{ckpt}: unknown trainer state format {saved.get('format')!r}")
 
         torch.manual_seed(config.seed)
-        docs = load_documents(config.data, progress=progress)
-        train_docs, val_docs, note = split_for_validation(docs, config.val_fraction)
+        duplex = config.dataset_mode == "duplex_chat"
+        train_docs, val_docs, note = load_split(config, progress)
         if note:
             self._log(f"assoclm train: {note}")
-        self._log(f"assoclm train: {len(train_docs)} training documents, {len(val_docs)} held out")
+        kind = "dialogues" if duplex else "documents"
+        self._log(f"assoclm train: {len(train_docs)} training {kind}, {len(val_docs)} held out")
+        texts = [e.text for d in train_docs for e in d.events] if duplex else \
+            [d.text for d in train_docs]
 
         if ckpt is not None:
             self.model, self.tokenizer, _ = load_checkpoint(ckpt, self.device)
             self.model.train()
         else:
-            self.tokenizer = self._make_tokenizer(train_docs)
+            self.tokenizer = self._make_tokenizer(texts)
             self.model = build_model(
                 config.model, {**model_config, "vocab_size": self.tokenizer.vocab_size}
             ).to(self.device)
-        self.train_ids = [np.asarray(x, dtype=np.int64)
-                          for x in self.tokenizer.encode_batch([d.text for d in train_docs])]
-        self.val_ids = [np.asarray(x, dtype=np.int64)
-                        for x in self.tokenizer.encode_batch([d.text for d in val_docs])]
+        self.val_dialogues = val_docs if duplex else []
+        self.train_ids = tokenize_split(config, train_docs, self.tokenizer, config.seed)
+        # Held-out duplex streams do not depend on --seed: every run is scored alike.
+        self.val_ids = tokenize_split(config, val_docs, self.tokenizer, VAL_SEED)
         self.byte_lengths = token_byte_lengths(self.tokenizer)
         self.stream = LaneStream(self.train_ids, config.batch_size, config.unroll_len,
                                  seed=config.seed, pad_id=self.tokenizer.pad_id)
@@ -197,12 +222,12 @@ class Trainer:
             self._restore(saved, saved_tensors, ckpt)
 
     # ----------------------------------------------------------------------------- set-up
-    def _make_tokenizer(self, train_docs: list[Document]) -> BaseTokenizer:
+    def _make_tokenizer(self, texts: list[str]) -> BaseTokenizer:
         if self.config.tokenizer == "byte":
             return ByteTokenizer()
         start = time.perf_counter()
         # Lines, not whole documents: HF trains many moderate texts in parallel.
-        lines = (line for d in train_docs for line in d.text.splitlines(keepends=True))
+        lines = (line for text in texts for line in text.splitlines(keepends=True))
         tok = BPETokenizer.train(lines, vocab_size=self.config.vocab_size)
         self._log(f"assoclm train: byte-level BPE with {tok.vocab_size} ids trained on the "
                   f"training documents in {time.perf_counter() - start:.1f}s")
@@ -312,10 +337,18 @@ class Trainer:
         self.step += 1
         return {"loss": float(loss.detach()), "lr": lr, "grad_norm": float(grad_norm)}
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> dict[str, Any]:
         c = self.config
-        result = evaluate(self.model, self.val_ids, self.byte_lengths, c.batch_size,
-                          c.unroll_len, c.eval_tokens, self.autocast)
+        if c.dataset_mode == "duplex_chat":
+            from assoclm.duplex.evaluate import evaluate_duplex
+
+            result = evaluate_duplex(self.model, self.tokenizer, self.val_ids,
+                                     self.val_dialogues, c.batch_size, c.unroll_len,
+                                     c.eval_tokens, max_probes=c.eval_probes,
+                                     autocast=self.autocast)
+        else:
+            result = evaluate(self.model, self.val_ids, self.byte_lengths, c.batch_size,
+                              c.unroll_len, c.eval_tokens, self.autocast)
         self.last_eval = result
         return result
 
@@ -387,16 +420,37 @@ class Trainer:
     def _timed_eval(self, metrics, bar: _ProgressBar) -> None:
         result = self._timed(self.evaluate)
         result["step"] = self.step
-        _write(metrics, {"kind": "eval", "step": self.step, "tokens": self.tokens,
-                         "val_loss": result["loss"], "val_bpb": result["bpb"],
-                         "val_tokens": result["tokens"], "elapsed_s": self.elapsed})
-        bar.write(f"step {self.step:>6}  tokens {self.tokens:>11,}  held-out loss "
-                  f"{result['loss']:.4f}  bits/byte {result['bpb']:.4f}")
+        record = {"kind": "eval", "step": self.step, "tokens": self.tokens,
+                  "val_loss": result["loss"], "val_bpb": result["bpb"],
+                  "val_tokens": result["tokens"], "elapsed_s": self.elapsed}
+        line = (f"step {self.step:>6}  tokens {self.tokens:>11,}  held-out loss "
+                f"{result['loss']:.4f}  bits/byte {result['bpb']:.4f}")
+        if "protocol" in result:
+            record.update(protocol=result["protocol"], memory_recall=result["memory_recall"])
+            line += "  " + _protocol_line(result)
+        _write(metrics, record)
+        bar.write(line)
 
     def _plot_title(self) -> str:
         c = self.config
-        return (f"{c.model} · {self.num_parameters / 1e6:.1f}M params · {c.data} · "
+        data = (c.duplex_mix or "duplex mix") if c.dataset_mode == "duplex_chat" else c.text_data
+        return (f"{c.model} · {self.num_parameters / 1e6:.1f}M params · {data} · "
                 f"batch {c.batch_size}×{c.unroll_len}")
+
+
+def _protocol_line(result: dict[str, Any]) -> str:
+    """decision / listen / turn-taking / recall as short percentages for the log."""
+    proto = result["protocol"]
+    parts = []
+    for key, short in (("decision_accuracy", "decision"), ("listen_accuracy", "listen"),
+                       ("turn_taking_precision", "turn-taking"),
+                       ("interrupt_yield_accuracy", "yield")):
+        value = (proto.get(key) or {}).get("value")
+        parts.append(f"{short} {'-' if value is None else f'{100 * value:.1f}%'}")
+    recall = result.get("memory_recall") or {}
+    value = (recall.get("memory_recall_updated") or {}).get("value")
+    parts.append(f"recall(updated) {'-' if value is None else f'{100 * value:.1f}%'}")
+    return "  ".join(parts)
 
 
 def _write(metrics, record: dict[str, Any]) -> None:

@@ -1,0 +1,80 @@
+"""Training and evaluating with --dataset-mode duplex_chat, on dialogues the test writes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from assoclm.cli import main
+from assoclm.train import Trainer
+from assoclm.train.cli import configs_from_flags
+from tests.train.test_trainer import train_losses
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    """A Duplex-UltraChat-style JSONL of short, regular dialogues."""
+    path = tmp_path_factory.mktemp("dialogues") / "rows.jsonl"
+    lines = []
+    for i in range(40):
+        lines.append(json.dumps({"output": [
+            {"role": "user", "content": f"hello number {i}."},
+            {"role": "assistant", "content": f"hi, you said {i}."},
+            {"role": "user", "content": "thanks."},
+            {"role": "assistant", "content": "you are welcome."},
+        ]}))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def duplex_train(rows, out, *extra):
+    return main(["train", "--preset", "tiny", "--dataset-mode", "duplex_chat", "--duplex-mix",
+                 f"{rows}:1,memory:1", "--max-steps", "12", "--eval-every", "6",
+                 "--eval-probes", "4", "--no-progress", "--out", str(out), *extra])
+
+
+def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_path, capsys):
+    assert duplex_train(rows, tmp_path / "a") == 0
+    out = capsys.readouterr()
+    assert "decision" in out.err and "recall(updated)" in out.err
+    records = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [6, 12]
+    proto = evals[-1]["protocol"]
+    for key in ("decision_accuracy", "listen_accuracy", "user_end_recall",
+                "turn_taking_precision", "interrupt_yield_accuracy", "model_bpb"):
+        assert key in proto
+    assert proto["decision_accuracy"]["total"] > 0
+    assert 0 <= proto["decision_accuracy"]["value"] <= 1
+    assert evals[-1]["memory_recall"]["memory_recall"]["total"] == 4
+    # stopped at step 5 (as Ctrl-C does) and resumed: the same losses
+    model_cfg, config = configs_from_flags(
+        {"preset": "tiny", "dataset_mode": "duplex_chat", "duplex_mix": f"{rows}:1,memory:1",
+         "max_steps": 12, "eval_every": 6, "eval_probes": 4})
+    quiet = {"progress": False, "log": lambda message: None}
+    Trainer(config, model_cfg, tmp_path / "b", **quiet).run(stop_after=5)
+    assert main(["train", "--resume", str(tmp_path / "b"), "--no-progress"]) == 0
+    assert train_losses(tmp_path / "b") == train_losses(tmp_path / "a")
+    capsys.readouterr()
+
+    # assoclm eval --task duplex on the run's held-out dialogues
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--task", "duplex", "--checkpoint", str(tmp_path / "a"),
+                 "--max-probes", "3", "--out", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "turn_taking_precision" in table and "memory_recall_updated" in table
+    saved = json.loads(report.read_text())
+    assert saved["metrics"]["memory_recall"]["memory_recall"]["total"] == 3
+    assert saved["provenance"]["command"].startswith("python -m assoclm.cli eval")
+
+
+def test_eval_refuses_a_text_checkpoint(tmp_path, capsys):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("some text\n" * 50)
+    (tmp_path / "c" / "b.txt").write_text("more text\n" * 50)
+    assert main(["train", "--preset", "tiny", "--data", str(tmp_path / "c"), "--max-steps", "2",
+                 "--no-progress", "--out", str(tmp_path / "run")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "--task", "duplex", "--checkpoint", str(tmp_path / "run")]) == 2
+    assert "needs a duplex_chat checkpoint" in capsys.readouterr().err
