@@ -632,4 +632,4 @@ def test_real_shakespeare_dialogues():
 def test_real_default_mix():
     got = load_dialogues(DEFAULT_DUPLEX_MIX, progress=False)
     shares = Counter(d.name.split("/")[0] for d in got)
-    assert shares == {"chatterbot": 1161, "shakespeare": 1161, "memory": 1161}, shares
+    assert shares == {"chatterbot": 2025, "shakespeare": 1012, "memory": 3038}, shares

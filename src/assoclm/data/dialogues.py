@@ -47,7 +47,7 @@ __all__ = [
 DIALOGUE_SOURCES = ("chatterbot", "memory", "shakespeare")
 
 #: Shares of dialogues (not tokens) in the default duplex training mix.
-DEFAULT_DUPLEX_MIX = "chatterbot:1,shakespeare:1,memory:1"
+DEFAULT_DUPLEX_MIX = "chatterbot:2,shakespeare:1,memory:3"
 
 PathLike = str | os.PathLike[str]
 
