@@ -18,7 +18,7 @@ PRESETS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         "a 3.6M-parameter Propagator that learns Shakespeare in 5 minutes on 2 CPU cores",
         {"hidden_size": 256, "num_layers": 4, "memory_key_size": 64, "memory_value_size": 128,
          "chunk_size": 32},
-        {"data": "shakespeare", "batch_size": 16, "unroll_len": 128, "learning_rate": 2e-3,
+        {"batch_size": 16, "unroll_len": 128, "learning_rate": 2e-3,
          "warmup_steps": 50, "time_budget": 300.0, "eval_every": 150, "eval_tokens": 16384},
     ),
     "tiny": (
