@@ -78,7 +78,8 @@ def render_train_run(result: dict) -> str:
                   f"{result['tokenizer']['kind']} tokenizer ({result['tokenizer']['vocab_size']:,}"
                   " ids)"),
         ("memory state", f"{result['memory_state_bytes']:,} bytes per sequence, any length"),
-        ("data", f"`{tc['data']}`, {tc['batch_size']} lanes × {tc['unroll_len']} tokens per step"),
+        ("data", f"`{result.get('data') or tc['data']}`, {tc['batch_size']} lanes × "
+                 f"{tc['unroll_len']} tokens per step"),
         ("trained", f"{result['steps']:,} steps, {result['tokens']:,} tokens in "
                     f"{result['elapsed_s']:.0f} s"),
         ("training speed", f"{result['tokens_per_s_training_median']:,.0f} tokens/s (median "

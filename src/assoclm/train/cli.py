@@ -267,6 +267,7 @@ def write_summary(out: Path, argv: list[str], trainer, result, sample) -> Path:
         "parameters": trainer.num_parameters,
         "model_config": model.config.to_dict(),
         "train_config": trainer.config.to_dict(),
+        "data": trainer.data_spec,
         "tokenizer": {"kind": trainer.tokenizer.kind, "vocab_size": trainer.tokenizer.vocab_size},
         "memory_state_bytes": model.init_state(1).nbytes,
         "steps": result.step,

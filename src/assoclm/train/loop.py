@@ -95,17 +95,24 @@ def split_for_validation(docs: list, val_fraction: float) -> tuple[list, list, s
     return train, val, note
 
 
+def data_spec(config: TrainConfig) -> str:
+    """The sources a run reads: text documents, or the dialogue mix in duplex mode."""
+    if config.dataset_mode == "duplex_chat":
+        from assoclm.data.dialogues import DEFAULT_DUPLEX_MIX
+
+        spec = config.duplex_mix or DEFAULT_DUPLEX_MIX
+        return f"{spec},{config.data}" if config.data else spec  # local files join the mix
+    return config.text_data
+
+
 def load_split(config: TrainConfig, progress: bool = True) -> tuple[list, list, str]:
     """(train, held-out, note) documents, or dialogues in duplex mode, as the run sees them."""
     if config.dataset_mode == "duplex_chat":
-        from assoclm.data.dialogues import DEFAULT_DUPLEX_MIX, load_dialogues
+        from assoclm.data.dialogues import load_dialogues
 
-        spec = config.duplex_mix or DEFAULT_DUPLEX_MIX
-        if config.data:  # local dialogue files join the mix
-            spec = f"{spec},{config.data}"
-        docs = load_dialogues(spec, seed=0, progress=progress)
+        docs = load_dialogues(data_spec(config), seed=0, progress=progress)
     else:
-        docs = load_documents(config.text_data, progress=progress)
+        docs = load_documents(data_spec(config), progress=progress)
     return split_for_validation(docs, config.val_fraction)
 
 
@@ -232,6 +239,10 @@ class Trainer:
         self._log(f"assoclm train: byte-level BPE with {tok.vocab_size} ids trained on the "
                   f"training documents in {time.perf_counter() - start:.1f}s")
         return tok
+
+    @property
+    def data_spec(self) -> str:
+        return data_spec(self.config)
 
     @property
     def tokens(self) -> int:
@@ -433,8 +444,7 @@ class Trainer:
 
     def _plot_title(self) -> str:
         c = self.config
-        data = (c.duplex_mix or "duplex mix") if c.dataset_mode == "duplex_chat" else c.text_data
-        return (f"{c.model} · {self.num_parameters / 1e6:.1f}M params · {data} · "
+        return (f"{c.model} · {self.num_parameters / 1e6:.1f}M params · {self.data_spec} · "
                 f"batch {c.batch_size}×{c.unroll_len}")
 
 
