@@ -329,7 +329,8 @@ def test_json_round_trip_and_atomic_write(tmp_path, monkeypatch):
     written = write_metrics_json(path, metrics, provenance={"commit": "abc", "sessions": 1})
     assert written == path
     payload = json.loads(path.read_text())
-    assert payload == {"metrics": metrics, "provenance": {"commit": "abc", "sessions": 1},
+    assert payload == {"suite": "duplex-eval", "metrics": metrics,
+                       "provenance": {"commit": "abc", "sessions": 1},
                        "seed_reported": SEED_REPORTED, "goals": GOALS}
     assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.json"]
     before = path.read_text()

@@ -104,7 +104,19 @@ def render_train_run(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train_run}
+def render_duplex_eval(result: dict) -> str:
+    from assoclm.duplex.metrics import format_table
+
+    metrics = result["metrics"]
+    lines = [format_table(metrics, compare=True)]
+    lines.append(f"{metrics.get('dialogues', '?')} held-out dialogues, checkpoint "
+                 f"`{Path(metrics.get('checkpoint', '?')).name}`. "
+                 f"{_machine_line(result['provenance'])}.")
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train_run,
+             "duplex-eval": render_duplex_eval}
 
 
 def render(name: str, results_dir: Path = RESULTS_DIR) -> str:

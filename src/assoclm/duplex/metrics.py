@@ -256,12 +256,14 @@ def memory_recall(answers: Sequence[str], probes: Sequence[Probe]) -> dict[str, 
 
 def write_metrics_json(path: str | os.PathLike[str], metrics: Mapping[str, Any],
                        provenance: Mapping[str, Any] | None = None) -> Path:
-    """Write ``{"metrics", "provenance", "seed_reported", "goals"}`` as JSON, atomically.
+    """Write ``{"suite", "metrics", "provenance", "seed_reported", "goals"}`` as JSON,
+    atomically (``suite`` is "duplex-eval", for ``assoclm.bench.report``).
 
     Raises:
         ValueError: a value is NaN or infinite (not valid JSON; an empty metric is None).
     """
     payload = {
+        "suite": "duplex-eval",
         "metrics": dict(metrics),
         "provenance": dict(provenance or {}),
         "seed_reported": SEED_REPORTED,
