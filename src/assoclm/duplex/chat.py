@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-response-tokens", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--script", action="store_true",
+                   help="play the built-in scripted session (listening, turn-taking, an "
+                        "interrupt, a fact updated and recalled) instead of reading stdin")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
 
     from assoclm.io import resolve_device
@@ -136,6 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    if args.script:
+        from assoclm.duplex.script import run_script
+
+        summary = run_script(session, write)
+        recalled = sum(r["ok"] for r in summary["recall"])
+        write(f"[recalled {recalled} of {len(summary['recall'])} facts; the model yielded to "
+              f"{sum(summary['yielded'])} of {summary['interrupts']} interrupts]\n")
+        return 0
     try:
         run_chat(session, terminal_read_line, write)
     except KeyboardInterrupt:

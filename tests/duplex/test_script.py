@@ -1,0 +1,57 @@
+"""The scripted demo session: with a model that follows the protocol it shows every step."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from assoclm.data.duplex import build_stream
+from assoclm.duplex.protocol import Dialogue, Event
+from assoclm.duplex.script import SCRIPT, run_script
+from assoclm.duplex.session import DuplexSession
+from tests.duplex.test_session import TOK, Oracle, tiny_model
+
+ANSWERS = ["Okay.", "Noted.", None, "Updated.", "She lives in Nairobi.", "Oslo."]
+
+
+def scripted_dialogue() -> Dialogue:
+    events = []
+    for turn, answer in zip(SCRIPT, ANSWERS):
+        events.append(Event("user", turn.user))
+        if turn.interrupt_after is not None:
+            # ByteTokenizer: one piece per byte, so the cut falls after interrupt_after bytes
+            events.append(Event("model", "I do like it"[: turn.interrupt_after],
+                                interrupted=True))
+            events.append(Event("user", turn.interjection))
+            events.append(Event("model", "Go on."))
+        else:
+            events.append(Event("model", answer))
+    return Dialogue("script", events)
+
+
+def test_a_protocol_following_model_passes_every_step_of_the_script():
+    stream = build_stream(scripted_dialogue(), TOK)
+    oracle = Oracle(stream, TOK.vocab_size)
+    out = []
+    summary = run_script(DuplexSession(oracle, TOK), out.append)
+    text = "".join(out)
+    assert summary["handovers"] == 0 and summary["interrupts"] == 1
+    assert summary["yielded"] == [True]
+    assert [r["ok"] for r in summary["recall"]] == [True, True]
+    assert [r["kind"] for r in summary["recall"]] == ["updated", "untouched"]
+    assert "model> I d  <- you: 'wait'" in text and "yields ([MODEL_END])" in text
+    assert "turn over: answering" in text and "recalled" in text
+    assert oracle.fed == stream.input_ids.tolist()[:-1]  # exactly the trained protocol
+
+
+def test_an_untrained_model_is_reported_honestly(tmp_path):
+    from assoclm.train.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path, 0, tiny_model(), "propagator", TOK)
+    proc = subprocess.run([sys.executable, "-m", "assoclm.cli", "chat", "--checkpoint",
+                           str(tmp_path), "--script", "--max-response-tokens", "6",
+                           "--temperature", "0"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("you>   ") == len(SCRIPT)
+    assert "[recalled 0 of 2 facts" in proc.stdout  # random weights remember nothing
+    assert "bytes after" in proc.stdout
