@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.assoclm-installed
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on Linux.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test test-all lint bench-ops bench-train report venv clean
+.PHONY: demo demo-duplex test test-all lint bench-ops bench-train report venv clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,14 @@ DEMO_OUT ?= runs/demo
 demo: $(STAMP)
 	$(PY) -m assoclm.cli train --preset demo --out $(DEMO_OUT) --overwrite --sample-prompt "ROMEO:"
 	@echo "Generate more: .venv/bin/assoclm generate --checkpoint $(DEMO_OUT) --prompt 'JULIET:'"
+
+## Full-duplex: train on the dialogue mix (8 minutes of training), score the protocol on
+## held-out dialogues, then play the scripted live session.
+DUPLEX_OUT ?= runs/duplex
+demo-duplex: $(STAMP)
+	$(PY) -m assoclm.cli train --preset demo --dataset-mode duplex_chat --time-budget 8m --eval-every 400 --eval-probes 100 --out $(DUPLEX_OUT) --overwrite
+	$(PY) -m assoclm.cli eval --task duplex --checkpoint $(DUPLEX_OUT) --max-probes 300
+	$(PY) -m assoclm.cli chat --checkpoint $(DUPLEX_OUT) --script --temperature 0
 
 ## The default test suite: fast, CPU-only, slow tests excluded.
 # pytest exits 5 when it collected nothing: a broken suite, so fail loudly.
