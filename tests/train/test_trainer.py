@@ -241,3 +241,18 @@ def test_only_the_newest_checkpoints_are_kept(corpus, tmp_path):
     kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert kept == ["step-0000006", "step-0000008"]
     assert resolve_checkpoint(tmp_path).name == "step-0000008"
+
+
+def test_evaluate_can_take_whole_documents_up_to_the_budget():
+    from assoclm.models import build_model
+
+    model_cfg, _ = get_preset("tiny")
+    model = build_model("propagator", {**model_cfg, "vocab_size": 265})
+    docs = [list(range(10, 30)), list(range(40, 50)), list(range(60, 90))]
+    lengths = token_byte_lengths(ByteTokenizer())
+    got = evaluate(model, docs, lengths, batch_size=2, seq_len=8, max_tokens=30,
+                   whole_documents=True)
+    assert got["tokens"] == 19 + 9  # the first two documents whole; the third would overflow
+    one = evaluate(model, docs, lengths, batch_size=2, seq_len=8, max_tokens=5,
+                   whole_documents=True)
+    assert one["tokens"] == 19  # always at least one document

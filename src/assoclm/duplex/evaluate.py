@@ -68,8 +68,10 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
     """
     byte_lengths = token_byte_lengths(tokenizer)
     metrics = ProtocolMetrics(byte_lengths)
+    # Whole dialogues: cutting each to a prefix would score only their first turns.
     result: dict[str, Any] = evaluate(model, streams, byte_lengths, batch_size, seq_len,
-                                      max_tokens, autocast, metrics=metrics)
+                                      max_tokens, autocast, metrics=metrics,
+                                      whole_documents=True)
     result["protocol"] = metrics.result()
     was_training = model.training
     model.eval()

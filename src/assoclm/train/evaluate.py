@@ -40,13 +40,17 @@ def evaluate(
     max_tokens: int,
     autocast: contextlib.AbstractContextManager | None = None,
     metrics: Any | None = None,
+    whole_documents: bool = False,
 ) -> dict[str, float]:
     """Held-out loss and bits per byte, each document read in order with the state carried.
 
     Each document is cut to an equal share of ``max_tokens`` (so one long document cannot
-    dominate), documents are grouped ``batch_size`` at a time, and each group is read from
-    its first token in windows of ``seq_len`` with the model state carried from window to
-    window: the model is scored the way it is used, with everything it has read in memory.
+    dominate); with ``whole_documents``, whole documents are taken in order until
+    ``max_tokens`` is reached instead (at least one), so that every part of a dialogue, its
+    later turns included, is scored. Documents are grouped ``batch_size`` at a time, and
+    each group is read from its first token in windows of ``seq_len`` with the model state
+    carried from window to window: the model is scored the way it is used, with everything
+    it has read in memory.
 
     Documents are token arrays (scored on next-token pairs) or labelled documents with
     ``input_ids``/``target_ids``/``weights`` (e.g. duplex streams). ``loss`` is the
@@ -62,7 +66,16 @@ def evaluate(
     pairs = [p for p in pairs if p.size >= 1]
     if not pairs:
         raise ValueError("no held-out document with an (input, target) pair to evaluate on")
-    share = max(1, max_tokens // len(pairs))
+    if whole_documents:
+        kept, total = [], 0
+        for p in pairs:
+            if kept and total + p.size > max_tokens:
+                break
+            kept.append(p)
+            total += p.size
+        pairs, share = kept, max(p.size for p in kept)
+    else:
+        share = max(1, max_tokens // len(pairs))
     device = next(model.parameters()).device
     byte_lengths = byte_lengths.to(device)
     was_training = model.training
