@@ -185,3 +185,16 @@ def test_an_interrupt_feeds_what_training_saw():
     assert session.yielded  # the oracle predicts [MODEL_END] after [USER_INTERRUPT]
     assert "".join(session.respond()) == "ok"
     assert oracle.fed == stream.input_ids.tolist()[:-1]
+
+
+def test_a_failed_save_leaves_no_file_behind(tmp_path, monkeypatch):
+    import assoclm.duplex.session as module
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    session = DuplexSession(tiny_model(), TOK)
+    monkeypatch.setattr(module, "save_file", broken)
+    with pytest.raises(OSError, match="disk full"):
+        session.save(tmp_path / "s.safetensors")
+    assert list(tmp_path.iterdir()) == []

@@ -61,12 +61,16 @@ def answer_probes(model: nn.Module, tokenizer: BaseTokenizer, dialogues: Sequenc
 def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequence[DuplexStream],
                     dialogues: Sequence[Dialogue], batch_size: int, seq_len: int,
                     max_tokens: int, max_probes: int | None = 200,
-                    autocast: contextlib.AbstractContextManager | None = None) -> dict[str, Any]:
+                    autocast: contextlib.AbstractContextManager | None = None,
+                    byte_lengths: torch.Tensor | None = None) -> dict[str, Any]:
     """Loss, model-turn bits per byte, the protocol metrics and memory recall.
+
+    ``byte_lengths`` (``token_byte_lengths(tokenizer)``) is computed when not given.
 
     Returns ``{"loss", "bpb", "tokens", "protocol": {...}, "memory_recall": {...}}``.
     """
-    byte_lengths = token_byte_lengths(tokenizer)
+    if byte_lengths is None:
+        byte_lengths = token_byte_lengths(tokenizer)
     metrics = ProtocolMetrics(byte_lengths)
     # Whole dialogues: cutting each to a prefix would score only their first turns.
     result: dict[str, Any] = evaluate(model, streams, byte_lengths, batch_size, seq_len,

@@ -207,9 +207,13 @@ class DuplexSession:
                 "user_finished": self._user_finished, "tokens_fed": self.tokens_fed}
         tensors["generator"] = self.generator.get_state()
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp),
-                  metadata={"session": json.dumps(meta)})
-        os.replace(tmp, path)
+        try:
+            save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp),
+                      metadata={"session": json.dumps(meta)})
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return path
 
     def load(self, path: str | os.PathLike[str]) -> None:

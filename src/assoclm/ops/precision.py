@@ -24,7 +24,12 @@ def float32_op(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         first = next(x for x in (*args, *kwargs.values()) if isinstance(x, torch.Tensor))
-        with torch.autocast(first.device.type, enabled=False):
+        device_type = first.device.type
+        # The common case (no autocast) costs one flag check, not a context switch: the
+        # one-token step runs once per layer per generated token.
+        if not torch.is_autocast_enabled(device_type):
+            return fn(*args, **kwargs)
+        with torch.autocast(device_type, enabled=False):
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -103,7 +103,3 @@ class TrainConfig(Config):
         """The text sources of a text run: ``data``, or Shakespeare by default."""
         return self.data or DEFAULT_TEXT_DATA
 
-    @property
-    def deterministic(self) -> bool:
-        """True when the schedule does not follow the clock (resume is then exact)."""
-        return self.time_budget is None

@@ -23,11 +23,16 @@ def token_byte_lengths(tokenizer: BaseTokenizer) -> torch.Tensor:
     )
 
 
+def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-position cross-entropy in nats (float32), [B, T]."""
+    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+    return nll.view_as(targets)
+
+
 def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
                          ) -> torch.Tensor:
-    """Per-position cross-entropy in nats (float32), zero where ``mask`` is 0. [B, T]."""
-    nll = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
-    return nll.view_as(mask) * mask
+    """Per-position cross-entropy in nats (float32), times the loss weight ``mask``. [B, T]."""
+    return token_nll(logits, targets) * mask
 
 
 @torch.no_grad()
@@ -100,7 +105,7 @@ def evaluate(
             x, y, w = (a[:, t : t + seq_len] for a in (inputs, targets, weights))
             with autocast or contextlib.nullcontext():
                 logits, state = model(x, state)
-            nll = masked_cross_entropy(logits, y, torch.ones_like(w))
+            nll = token_nll(logits, y)
             counted = w > 0
             text = counted & (byte_lengths[y] > 0)
             total_nats += float((nll * w).sum())

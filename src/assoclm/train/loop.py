@@ -356,7 +356,7 @@ class Trainer:
             result = evaluate_duplex(self.model, self.tokenizer, self.val_ids,
                                      self.val_dialogues, c.batch_size, c.unroll_len,
                                      c.eval_tokens, max_probes=c.eval_probes,
-                                     autocast=self.autocast)
+                                     autocast=self.autocast, byte_lengths=self.byte_lengths)
         else:
             result = evaluate(self.model, self.val_ids, self.byte_lengths, c.batch_size,
                               c.unroll_len, c.eval_tokens, self.autocast)
