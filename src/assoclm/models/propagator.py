@@ -9,18 +9,23 @@ Per layer (DESIGN.md, "Propagator block"):
     w = RMSNorm₃(x)  if write_from == "output"  else  h
     k = l2norm(W_k w);  v = tanh(W_v w)
     β = write_rate · σ(w_β·w + b_β);   α = 1 − forget_rate · σ(w_f·w + b_f)
-    M = α·M + β·k (v − Mᵀk)ᵀ
+    M = α·M + β·k (v − Mᵀk)ᵀ          write_rule="delta" (the Propagator)
+    M = α·M + β·k vᵀ                  write_rule="hebbian" (the linear-attention baseline)
 
 With write_from="input" the memory is a linear recurrence over the block inputs and the
-whole sequence runs through the chunk-parallel delta rule. With write_from="output" (the
-seed's exact dataflow) each write depends on this layer's read, so training is a per-token
-scan, with the seed's guards: error clipped to [−1, 1], memory to [−10, 10].
+whole sequence runs through the chunk-parallel op. With write_from="output" (the seed's
+exact dataflow) each write depends on this layer's read, so training is a per-token scan,
+with the seed's guards: error clipped to [−1, 1] (delta rule only), memory to [−10, 10].
+
+The "hebbian" baseline (Katharopoulos et al. 2020, "Transformers are RNNs") is the same block
+with additive writes; `HebbianConfig` names it for the model registry.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -30,13 +35,23 @@ from assoclm.config import Config, check_choice, check_float, check_int
 from assoclm.layers.mlp import MLP, MLP_KINDS
 from assoclm.models.state import MemoryState
 from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_step, delta_rule_write
+from assoclm.ops.linear_attention import (
+    linear_attention_chunked,
+    linear_attention_step,
+    linear_attention_write,
+)
 
 WRITE_FROM = ("input", "output")
+WRITE_RULES = ("delta", "hebbian")
 
 
 @dataclass
 class PropagatorConfig(Config):
-    """Defaults are the Propagator seed's (about 22M parameters at a 4,096 vocabulary)."""
+    """Defaults are the Propagator seed's (about 22M parameters at a 4,096 vocabulary).
+
+    write_rule: "delta" (error-correcting writes, the Propagator) or "hebbian" (additive
+    writes, the linear-attention baseline; error_clip does not apply to it).
+    """
 
     vocab_size: int = 4096
     hidden_size: int = 512
@@ -49,6 +64,7 @@ class PropagatorConfig(Config):
     write_rate: float = 0.1
     forget_rate: float = 0.02
     write_from: str = "input"
+    write_rule: str = "delta"
     layer_scale_init: float = 0.1
     norm_eps: float = 1e-6
     chunk_size: int = 64
@@ -73,6 +89,7 @@ class PropagatorConfig(Config):
         check_float(name, "mlp_multiplier", self.mlp_multiplier, 0, 64, low_open=True)
         check_choice(name, "mlp", self.mlp, MLP_KINDS)
         check_choice(name, "write_from", self.write_from, WRITE_FROM)
+        check_choice(name, "write_rule", self.write_rule, WRITE_RULES)
         # β = write_rate·σ(·) and α = 1 − forget_rate·σ(·) must stay in (0, 1].
         check_float(name, "write_rate", self.write_rate, 0, 1, low_open=True)
         check_float(name, "forget_rate", self.forget_rate, 0, 1, high_open=True)
@@ -89,6 +106,18 @@ class PropagatorConfig(Config):
     @property
     def head_value_size(self) -> int:
         return self.memory_value_size // self.memory_heads
+
+
+def _memory_ops(config: PropagatorConfig):
+    """(chunked, step, write) ops of the configured write rule.
+
+    The three are called alike whatever the rule; only the delta rule has a write error for
+    the seed's error_clip to bound.
+    """
+    if config.write_rule == "hebbian":
+        return linear_attention_chunked, linear_attention_step, linear_attention_write
+    write = partial(delta_rule_write, error_clip=config.error_clip)
+    return delta_rule_chunked, delta_rule_step, write
 
 
 class PropagatorBlock(nn.Module):
@@ -111,6 +140,7 @@ class PropagatorBlock(nn.Module):
         self.mlp = MLP(D, c.mlp_multiplier, c.mlp)
         self.scale_read = nn.Parameter(torch.full((D,), c.layer_scale_init))
         self.scale_mlp = nn.Parameter(torch.full((D,), c.layer_scale_init))
+        self._chunked, self._step, self._write = _memory_ops(c)
 
     def _heads(self, x: torch.Tensor, size: int) -> torch.Tensor:
         # (..., H·size) -> (..., H, size)
@@ -144,7 +174,7 @@ class PropagatorBlock(nn.Module):
         if self.config.write_from == "input":
             h = self.norm_read(x)
             k, v, beta, decay = self._write_args(h)
-            r, memory = delta_rule_chunked(
+            r, memory = self._chunked(
                 self._query(h), k, v, beta, decay, initial_state=memory, read="before",
                 chunk_size=self.config.chunk_size, check_values=False,
             )
@@ -162,15 +192,15 @@ class PropagatorBlock(nn.Module):
         q = self._query(h)
         if c.write_from == "input":
             k, v, beta, decay = self._write_args(h)
-            r, memory = delta_rule_step(q, k, v, beta, decay, memory, read="before",
-                                        check_values=False)
+            r, memory = self._step(q, k, v, beta, decay, memory, read="before",
+                                   check_values=False)
             return self._after_read(x, r), memory
         # The seed's dataflow: read before the MLP, write after it, with its clipping.
         r = torch.einsum("bhk,bhkv->bhv", q.float(), memory)
         x = self._after_read(x, r)
         k, v, beta, decay = self._write_args(self.norm_write(x))
-        memory = delta_rule_write(k, v, beta, decay, memory, error_clip=c.error_clip,
-                                  state_clip=c.memory_clip, check_values=False)
+        memory = self._write(k, v, beta, decay, memory, state_clip=c.memory_clip,
+                             check_values=False)
         return x, memory
 
 
@@ -246,3 +276,22 @@ class PropagatorLM(nn.Module):
              ) -> tuple[torch.Tensor, MemoryState]:
         state = self._check(token, state, time_axis=False)
         return self._run_blocks(self.embed(token), state, one_token=True)
+
+
+@dataclass
+class HebbianConfig(PropagatorConfig):
+    """The Hebbian baseline: a Propagator with additive writes, built by `PropagatorLM`.
+
+    M = α·M + β·k vᵀ, gated linear attention (Katharopoulos et al. 2020, "Transformers are
+    RNNs", arXiv 2006.16236). Every other field and default is PropagatorConfig's.
+    """
+
+    write_rule: str = "hebbian"
+
+    def __post_init__(self) -> None:
+        if self.write_rule != "hebbian":
+            raise ValueError(
+                f"{type(self).__name__}.write_rule must be 'hebbian'; got {self.write_rule!r} "
+                "(use PropagatorConfig for write_rule='delta')"
+            )
+        super().__post_init__()
