@@ -1,0 +1,127 @@
+"""Causal multi-head self-attention with rotary positions, a sliding window and a KV cache.
+
+Rotary position embedding (RoPE; Su et al. 2021, "RoFormer: Enhanced Transformer with Rotary
+Position Embedding", arXiv 2104.09864): the query and key of the token at absolute position m
+are rotated, in each plane (x_i, x_{i + Dh/2}) for i < Dh/2, by the angle m·θ_i with
+θ_i = base^(−2i/Dh). A rotated query·key product then depends only on the distance between
+the two tokens, so positions can be absolute token counts shared by all lanes of a batch.
+
+Masking: the query at absolute position i of lane b attends to keys j with j <= i,
+i − j < window (a sliding window that includes the query itself) and j >= start[b] (the
+lane's last reset). Attention runs through ``F.scaled_dot_product_attention``: with no mask
+when none is needed (one decoded token and no reset lane in view, the fast path), with
+``is_causal=True`` for a fresh sequence within the window, with a boolean mask otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from assoclm.models.kv_cache import KVCache
+
+
+def rope_angles(positions: torch.Tensor, head_dim: int, base: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """positions [T] (integer) -> (cos, sin), each [T, head_dim / 2] in float32.
+
+    The angles are formed in float64 where the device has it: position·θ_i loses about
+    position·2⁻²⁴ radians in float32, which is visible at tens of thousands of tokens.
+    """
+    wide = torch.float32 if positions.device.type == "mps" else torch.float64
+    exponents = torch.arange(0, head_dim, 2, device=positions.device, dtype=wide) / head_dim
+    angles = positions.to(wide)[:, None] * base ** -exponents
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x [..., T, Dh] by (cos, sin) [T, Dh / 2]: plane (x_i, x_{i + Dh/2}) by angle i."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    rotated = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return rotated.to(x.dtype)
+
+
+def attention_mask(num_queries: int, num_past: int, window: int, first_position: int,
+                   start: torch.Tensor, start_max: int) -> tuple[torch.Tensor | None, bool]:
+    """The SDPA mask for T = num_queries new tokens after num_past cached ones.
+
+    Keys are the num_past cached entries followed by the T new ones, the first at absolute
+    position ``first_position``; start [B] long is each lane's first visible position and
+    start_max its maximum (a host int, so that no device sync is needed).
+    Returns (mask, is_causal): mask None, or bool (True = attend) of shape [T, S] or, when a
+    lane's start hides cached keys, [B, 1, T, S], with S = num_past + T.
+    """
+    T, S = num_queries, num_past + num_queries
+    hides_cached = start_max > first_position
+    if not hides_cached and S <= window:
+        if T == 1:
+            return None, False
+        if num_past == 0:
+            return None, True
+    keys = torch.arange(S, device=start.device)
+    # distance from each query to each key, in tokens: [T, S]
+    distance = torch.arange(num_past, S, device=start.device)[:, None] - keys
+    mask = (distance >= 0) & (distance < window)
+    if hides_cached:
+        mask = mask & (keys + first_position >= start[:, None, None, None])
+    return mask, False
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with RoPE over an explicit KV cache. No biases.
+
+    forward(x [B, T, D], cache) -> (y [B, T, D], cache)
+    step(x [B, D], cache) -> (y [B, D], cache)
+    """
+
+    def __init__(self, dim: int, num_heads: int, window: int, rope_base: float = 10000.0):
+        super().__init__()
+        if dim % num_heads or (dim // num_heads) % 2:
+            raise ValueError(f"attention dim {dim} must split into {num_heads} heads of an "
+                             f"even size (RoPE rotates pairs)")
+        if window < 1:
+            raise ValueError(f"attention window must be >= 1; got {window}")
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.window = window
+        self.rope_base = rope_base
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out = nn.Linear(dim, dim, bias=False)
+
+    def rotary(self, first_position: int, num_tokens: int, device=None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cos, sin) [T, Dh / 2] for the tokens at first_position, ..., + num_tokens − 1."""
+        positions = torch.arange(first_position, first_position + num_tokens, device=device)
+        return rope_angles(positions, self.head_dim, self.rope_base)
+
+    def forward(self, x: torch.Tensor, cache: KVCache,
+                rope: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, KVCache]:
+        """x [B, T, D], cache -> (y [B, T, D], cache extended by T tokens).
+
+        rope: (cos, sin) [T, Dh / 2] for positions cache.tokens_seen, ...; a model passes
+        them in so that its layers share one computation.
+        """
+        B, T, D = x.shape
+        H, Dh = self.num_heads, self.head_dim
+        # (B, T, 3·D) -> 3 × (B, H, T, Dh)
+        q, k, v = self.qkv(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)
+        cos, sin = self.rotary(cache.tokens_seen, T, x.device) if rope is None else rope
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        num_past, first_position = cache.length, cache.first_position
+        cache, keys, values = cache.append(k, v, keep=self.window - 1)
+        mask, is_causal = attention_mask(T, num_past, self.window, first_position,
+                                         cache.start, cache.start_max)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=is_causal)
+        return self.out(y.transpose(1, 2).reshape(B, T, D)), cache
+
+    def step(self, x: torch.Tensor, cache: KVCache,
+             rope: tuple[torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, KVCache]:
+        """One token: x [B, D], cache -> (y [B, D], cache)."""
+        y, cache = self(x[:, None], cache, rope)
+        return y[:, 0], cache
