@@ -16,6 +16,18 @@ from assoclm.data.corpora import (
     pip_download,
 )
 from assoclm.data.stream import EvalBatch, LaneBatch, LaneStream, eval_batches
+from assoclm.data.synthetic import (
+    SyntheticTask,
+    accuracy,
+    copy_task,
+    digit_task,
+    fact_update,
+    fact_update_seq_len,
+    logits_accuracy,
+    mqar,
+    reverse_task,
+    sort_task,
+)
 from assoclm.data.text import Document, load_documents, split_documents
 
 __all__ = [
@@ -35,4 +47,14 @@ __all__ = [
     "load_documents",
     "pip_download",
     "split_documents",
+    "SyntheticTask",
+    "accuracy",
+    "copy_task",
+    "digit_task",
+    "fact_update",
+    "fact_update_seq_len",
+    "logits_accuracy",
+    "mqar",
+    "reverse_task",
+    "sort_task",
 ]
