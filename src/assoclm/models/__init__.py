@@ -12,11 +12,17 @@ from typing import Any
 from torch import nn
 
 from assoclm.config import Config
-from assoclm.models.propagator import PropagatorConfig, PropagatorLM
+from assoclm.models.kv_cache import KVCacheState
+from assoclm.models.propagator import HebbianConfig, PropagatorConfig, PropagatorLM
 from assoclm.models.state import MemoryState
+from assoclm.models.transformer import TransformerConfig, TransformerLM
 
 MODELS: dict[str, tuple[type[Config], type[nn.Module]]] = {
     "propagator": (PropagatorConfig, PropagatorLM),
+    # the same block with additive (linear-attention) writes: the error-correction ablation
+    "hebbian": (HebbianConfig, PropagatorLM),
+    # the baseline: RoPE, SwiGLU, causal SDPA; its state is a KV cache
+    "transformer": (TransformerConfig, TransformerLM),
 }
 
 
@@ -36,5 +42,5 @@ def build_model(name: str, config: dict[str, Any] | Config) -> nn.Module:
     return model_cls(config)
 
 
-__all__ = ["MODELS", "MemoryState", "PropagatorConfig", "PropagatorLM", "build_model",
-           "model_classes"]
+__all__ = ["MODELS", "HebbianConfig", "KVCacheState", "MemoryState", "PropagatorConfig",
+           "PropagatorLM", "TransformerConfig", "TransformerLM", "build_model", "model_classes"]

@@ -18,10 +18,11 @@ from typing import Any
 from assoclm.train.config import DATASET_MODES, PRECISIONS, TOKENIZERS, TrainConfig
 from assoclm.train.presets import PRESETS, get_preset
 
-# flag dest -> model config field
+# flag dest -> model config field (each model family takes the ones its config has)
 MODEL_FLAGS = ("hidden_size", "num_layers", "memory_key_size", "memory_value_size",
                "memory_heads", "mlp", "mlp_multiplier", "write_rate", "forget_rate",
-               "write_from", "chunk_size")
+               "write_from", "chunk_size", "num_heads", "max_context")
+MODEL_CHOICES = ("propagator", "hebbian", "transformer")
 # TrainConfig fields a resumed run may change.
 RESUMABLE = ("max_steps", "max_tokens", "time_budget", "eval_every", "eval_tokens",
              "eval_probes", "checkpoint_every", "keep_checkpoints", "device")
@@ -47,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=s,
     )
     run = p.add_argument_group("run")
-    run.add_argument("--model", choices=["propagator"], help="model family (default propagator)")
+    run.add_argument("--model", choices=MODEL_CHOICES,
+                     help="propagator (default; delta-rule memory), hebbian (the same block "
+                          "with additive writes) or transformer (RoPE, SwiGLU, KV cache)")
     run.add_argument("--preset", choices=sorted(PRESETS),
                      help="; ".join(f"{k}: {v[0]}" for k, v in PRESETS.items()))
     run.add_argument("--out", help="run directory (default runs/<preset or model>)")
@@ -97,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--write-from", choices=["input", "output"],
                        help="input: chunk-parallel (default); output: the seed's dataflow")
     model.add_argument("--chunk-size", type=int, help="delta-rule chunk length (power of 2)")
+    model.add_argument("--num-heads", type=int, help="transformer: attention heads")
+    model.add_argument("--max-context", type=int,
+                       help="transformer: attention window in tokens (the KV cache size)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--learning-rate", type=float, help="peak AdamW learning rate")
@@ -128,14 +134,29 @@ def configs_from_flags(flags: dict[str, Any]) -> tuple[dict[str, Any], TrainConf
     """(model config overrides, TrainConfig) for a fresh run."""
     model_flags, train_flags = _split_flags(flags)
     model_cfg, train_cfg = {}, {}
+    name = train_flags.get("model", "propagator")
     if "preset" in train_flags:
-        model_cfg, train_cfg = get_preset(train_flags["preset"])
+        model_cfg, train_cfg = get_preset(train_flags["preset"], name)
+    check_model_flags(name, model_flags)
     model_cfg.update(model_flags)
     train_cfg.update(train_flags)
     limits = ("max_steps", "max_tokens", "time_budget")
     if not any(train_cfg.get(k) is not None for k in limits):
         train_cfg["max_steps"] = DEFAULT_LIMIT_STEPS
     return model_cfg, TrainConfig.from_dict(train_cfg)
+
+
+def check_model_flags(name: str, model_flags: dict[str, Any]) -> None:
+    """Every model flag given must be a setting of the chosen model family."""
+    from assoclm.models import model_classes
+
+    config_cls, _ = model_classes(name)
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    foreign = [f"--{k.replace('_', '-')}" for k in model_flags if k not in fields]
+    if foreign:
+        usable = [f"--{k.replace('_', '-')}" for k in MODEL_FLAGS if k in fields]
+        raise ValueError(f"{', '.join(foreign)} does not apply to --model {name}; "
+                         f"its model flags are: {' '.join(usable)}")
 
 
 def resume_configs(flags: dict[str, Any], ckpt: Path) -> TrainConfig:
@@ -217,8 +238,7 @@ def main(argv: list[str]) -> int:
           + ", ".join(f"{f.name}={getattr(model.config, f.name)}"
                       for f in dataclasses.fields(model.config)
                       if f.name in MODEL_FLAGS + ("vocab_size",)), flush=True)
-    print(f"memory state: {model.init_state(1).nbytes:,} bytes per sequence, whatever "
-          f"its length", flush=True)
+    print(describe_state(model), flush=True)
     result = trainer.run()
     rate = result.tokens / max(result.elapsed_s, 1e-9)
     print(f"trained {result.step} steps, {result.tokens:,} tokens in {result.elapsed_s:.0f}s "
@@ -234,6 +254,19 @@ def main(argv: list[str]) -> int:
     print(f"checkpoint: {result.checkpoint}")
     print(f"loss curve: {Path(out) / 'loss.png'}; summary: {summary}")
     return 0
+
+
+def describe_state(model) -> str:
+    """One line on what the model keeps of the context: a constant-size memory or a cache."""
+    from assoclm.models import MemoryState
+
+    state = model.init_state(1)
+    if isinstance(state, MemoryState):
+        return f"memory state: {state.nbytes:,} bytes per sequence, whatever its length"
+    c = model.config
+    per_token = 2 * c.num_layers * c.hidden_size * 4
+    return (f"KV cache: {per_token:,} bytes per token of context, up to {c.max_context:,} "
+            f"tokens ({per_token * c.max_context:,} bytes)")
 
 
 SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95}
@@ -269,7 +302,8 @@ def write_summary(out: Path, argv: list[str], trainer, result, sample) -> Path:
         "train_config": trainer.config.to_dict(),
         "data": trainer.data_spec,
         "tokenizer": {"kind": trainer.tokenizer.kind, "vocab_size": trainer.tokenizer.vocab_size},
-        "memory_state_bytes": model.init_state(1).nbytes,
+        "memory_state_bytes": getattr(model.init_state(1), "nbytes", None),
+        "state": describe_state(model),
         "steps": result.step,
         "tokens": result.tokens,
         "elapsed_s": result.elapsed_s,

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from assoclm import __version__
 from assoclm.data import Document, LaneStream, load_documents, split_documents
@@ -45,7 +44,7 @@ from assoclm.train.checkpoint import (
 from assoclm.train.config import TrainConfig
 from assoclm.train.evaluate import evaluate, masked_cross_entropy, token_byte_lengths
 from assoclm.train.plot import Ema, plot_metrics
-from assoclm.train.schedule import learning_rate
+from assoclm.train.schedule import learning_rate, param_groups
 
 STATE_FORMAT = "assoclm.trainer/1"
 METRICS_FILE = "metrics.jsonl"
@@ -128,14 +127,6 @@ def tokenize_split(config: TrainConfig, docs: list, tokenizer: BaseTokenizer, se
             for x in tokenizer.encode_batch([d.text for d in docs])]
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # Decay matrices (and the embedding); not gains, biases or layer scales.
-    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-    other = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": other, "weight_decay": 0.0}]
-
-
 def _optimizer_to_flat(opt: torch.optim.Optimizer
                        ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     sd = opt.state_dict()
@@ -216,7 +207,7 @@ class Trainer:
         self.stream = LaneStream(self.train_ids, config.batch_size, config.unroll_len,
                                  seed=config.seed, pad_id=self.tokenizer.pad_id)
         self.optimizer = torch.optim.AdamW(
-            _param_groups(self.model, config.weight_decay), lr=config.learning_rate,
+            param_groups(self.model, config.weight_decay), lr=config.learning_rate,
             betas=(config.beta1, config.beta2), fused=self.device.type == "cuda" or None,
         )
         self.scaler = torch.amp.GradScaler(self.device.type,
@@ -286,7 +277,8 @@ class Trainer:
             self.scaler.load_state_dict(saved["scaler"])
         memory = {k[len("memory."):]: v for k, v in tensors.items() if k.startswith("memory.")}
         if memory and self.config.streaming:
-            self.memory = MemoryState.from_state_dict(memory).to(self.device)
+            state_type = type(self.model.init_state(1))
+            self.memory = state_type.from_state_dict(memory).to(self.device)
         torch.set_rng_state(tensors["rng.torch"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)

@@ -1,8 +1,12 @@
-"""Learning rate: linear warm-up, then cosine decay over the run's progress."""
+"""Optimisation: AdamW parameter groups, and the learning rate (linear warm-up, then cosine
+decay over the run's progress)."""
 
 from __future__ import annotations
 
 import math
+from typing import Any
+
+from torch import nn
 
 
 def learning_rate(step: int, progress: float, peak: float, warmup_steps: int,
@@ -18,3 +22,11 @@ def learning_rate(step: int, progress: float, peak: float, warmup_steps: int,
     p = min(max(progress, 0.0), 1.0)
     cosine = min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * p))
     return peak * warm * cosine
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: decay matrices (and the embedding); not gains, biases or layer scales."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    other = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": other, "weight_decay": 0.0}]
