@@ -15,7 +15,12 @@ COMMANDS = {
 
 BENCH_SUITES = {
     "ops": "assoclm.bench.ops",
+    "recall": "assoclm.bench.recall",
+    "lm": "assoclm.bench.lm",
+    "train-speed": "assoclm.bench.speed",
+    "decode": "assoclm.bench.decode",
     "train": "assoclm.bench.train",
+    "all": "assoclm.bench.suite",
     "report": "assoclm.bench.report",
 }
 
@@ -23,8 +28,8 @@ BENCH_SUITES = {
 def _bench(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print("usage: assoclm bench SUITE [flags]\n\nsuites:")
-        for name, module in BENCH_SUITES.items():
-            print(f"  {name:8s} python -m {module} --help for its flags")
+        for name in BENCH_SUITES:
+            print(f"  {name:12s} assoclm bench {name} --help for its flags")
         return 0 if argv else 2
     suite, rest = argv[0], argv[1:]
     if suite not in BENCH_SUITES:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -121,3 +122,27 @@ def save_figure_atomic(fig, path: str | Path) -> Path:
     fig.savefig(tmp, dpi=120, bbox_inches="tight")
     os.replace(tmp, path)
     return path
+
+
+def int_list(text: str) -> list[int]:
+    """argparse type: '512,1024' or '1e6' -> positive integers."""
+    try:
+        values = [int(float(x)) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers; got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"values must be >= 1; got {text!r}")
+    return values
+
+
+def name_list(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """argparse type: a comma list of names, each one of `allowed`."""
+    def parse(text: str) -> list[str]:
+        names = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [n for n in names if n not in allowed]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown name(s) {bad or [text]}; choose from {', '.join(allowed)}")
+        return names
+    return parse

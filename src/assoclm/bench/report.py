@@ -1,10 +1,11 @@
 """Render benchmark result files into the README, so that no number there is typed by hand.
 
-    python -m assoclm.bench.report            # rewrite the marked sections of README.md
-    python -m assoclm.bench.report --check    # exit 1 if README.md is stale
+    assoclm bench report            # rewrite the marked sections of README.md, docs/RESULTS.md
+    assoclm bench report --check    # exit 1 if one of them is stale
 
 A section sits between `<!-- results:NAME -->` and `<!-- /results:NAME -->`, where NAME is a
-result file in benchmarks/results/ without `.json`.
+result file in benchmarks/results/ without `.json`, or `targets`: every target stated by any
+result file, with the measured number.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 from pathlib import Path
 
 RESULTS_DIR = Path("benchmarks/results")
+PAGES = ("README.md", "docs/RESULTS.md")
 SECTION = re.compile(
     r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)",
     re.DOTALL,
@@ -77,7 +79,8 @@ def render_train_run(result: dict) -> str:
         ("model", f"{result['model']}, {result['parameters'] / 1e6:.2f}M parameters, "
                   f"{result['tokenizer']['kind']} tokenizer ({result['tokenizer']['vocab_size']:,}"
                   " ids)"),
-        ("memory state", f"{result['memory_state_bytes']:,} bytes per sequence, any length"),
+        ("state", result.get("state")
+         or f"memory state: {result['memory_state_bytes']:,} bytes per sequence, any length"),
         ("data", f"`{result.get('data') or tc['data']}`, {tc['batch_size']} lanes × "
                  f"{tc['unroll_len']} tokens per step"),
         ("trained", f"{result['steps']:,} steps, {result['tokens']:,} tokens in "
@@ -115,11 +118,184 @@ def render_duplex_eval(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _targets_lines(result: dict) -> list[str]:
+    lines = []
+    for t in stated_targets(result):
+        measured = t["measured"]
+        shown = f"{measured:.3f}" if isinstance(measured, float) else str(measured)
+        lines.append(f"- {t['name']}: goal {t['goal']}, measured **{shown}**: "
+                     + ("met." if t["met"] else "**not met**."))
+    return lines
+
+
+def render_recall(result: dict) -> str:
+    models = [m for m in ("propagator", "hebbian", "transformer")
+              if any(r["model"] == m for r in result["mqar"] + result["fact_update"])]
+    lines = []
+    if result["mqar"]:
+        lines += ["| MQAR (N, D) | width d | " + " | ".join(models) + " |",
+                  "|---|---|" + "---|" * len(models)]
+        keys = sorted({(r["seq_len"], r["num_kv_pairs"], r["width"]) for r in result["mqar"]})
+        for n, d, w in keys:
+            cells = []
+            for m in models:
+                row = next((r for r in result["mqar"] if r["model"] == m and
+                            (r["seq_len"], r["num_kv_pairs"], r["width"]) == (n, d, w)), None)
+                cells.append("–" if row is None else
+                             f"{_pct(row['accuracy'])} ({row['parameters'] / 1e3:.0f}k, "
+                             f"{row['steps']} steps)")
+            lines.append(f"| ({n}, {d}) | {w} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if result["fact_update"]:
+        r0 = result["fact_update"][0]
+        lines += [f"Fact update ({r0['num_facts']} facts, {r0['num_updates']} overwritten, "
+                  f"{r0['num_filler']} filler tokens, width {r0['width']}):", "",
+                  "| model | overwritten keys | untouched keys | steps |", "|---|---|---|---|"]
+        for r in result["fact_update"]:
+            lines.append(f"| {r['model']} | {_pct(r.get('accuracy_overwritten', 0.0))} | "
+                         f"{_pct(r.get('accuracy_untouched', 0.0))} | {r['steps']} |")
+        lines.append("")
+    cfg = result["config"]
+    lines.append(f"Greedy accuracy on {cfg['test_examples']:,} held-out examples after at most "
+                 f"{cfg['steps']:,} steps of {cfg['batch']} examples (stopping early at "
+                 f"{cfg['stop_at']}), {cfg['layers']} layers, vocabulary {cfg['vocab_size']}; "
+                 f"cells show accuracy (parameters, steps). {_machine_line(result['provenance'])}.")
+    targets = _targets_lines(result)
+    if targets:
+        lines += [""] + targets
+    return "\n".join(lines) + "\n"
+
+
+def render_lm(result: dict) -> str:
+    rows = result["rows"]
+    lines = ["| model | parameters | training tokens | held-out bits/byte | training tokens/s |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        rate = r.get("tokens_per_s_median")
+        lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.2f}M | {r['tokens']:,} | "
+                     f"{r['val_bpb']:.4f} | {'n/a' if rate is None else f'{rate:,.0f}'} |")
+    cfg = result["config"]
+    lines += ["", f"`{cfg['preset']}` preset of each family on `{cfg['data']}` "
+                  f"({cfg['tokenizer']} tokenizer), same tokens and settings; "
+                  f"{_machine_line(result['provenance'])}."]
+    targets = _targets_lines(result)
+    if targets:
+        lines += [""] + targets
+    return "\n".join(lines) + "\n"
+
+
+def render_train_speed(result: dict) -> str:
+    labels = list(result["config"]["models"])
+    lines = ["| T | " + " | ".join(f"{x} tok/s" for x in labels) + " | "
+             + " | ".join(f"{x} / transformer" for x in labels if x != "transformer") + " |",
+             "|---|" + "---|" * (2 * len(labels) - 1)]
+    for r in result["rows"]:
+        tps = [f"{r['tokens_per_s'][x]:,.0f}" if x in r["tokens_per_s"] else "–"
+               for x in labels]
+        ratio = [f"{r['vs_transformer'][x]:.2f}×" if x in r["vs_transformer"] else "–"
+                 for x in labels if x != "transformer"]
+        lines.append(f"| {r['seq_len']:,} | " + " | ".join(tps + ratio) + " |")
+    cfg = result["config"]
+    params = ", ".join(f"{k} {v['parameters'] / 1e6:.2f}M" for k, v in cfg["models"].items())
+    lines += ["", f"One training step, batch {cfg['batch']}, {cfg['dtype']}, median of "
+                  f"{cfg['repeats']} runs taken in turns; parameters: {params}. "
+                  f"{_machine_line(result['provenance'])}. Tokens/s from this shared machine "
+                  "are indicative; the ratios are the result."]
+    return "\n".join(lines) + "\n"
+
+
+def render_decode(result: dict) -> str:
+    at = {(r["model"], r["context"]): r for r in result["latency"]}
+    mem = {m["context"]: m for m in result["memory"]}
+    lines = ["| context | propagator ms/token | transformer ms/token | transformer / propagator "
+             "| propagator state | transformer KV cache |", "|---|---|---|---|---|---|"]
+    for L in result["config"]["contexts"]:
+        p, t = at.get(("propagator", L)), at.get(("transformer", L))
+        ratio = (f"{t['seconds_per_token'] / p['seconds_per_token']:.1f}×" if p and t else "–")
+        m = mem[L]
+        kv = f"{m['transformer_kv_bytes'] / 2**20:,.1f} MiB" + (
+            "" if m["transformer_kv_measured"] else " (computed)")
+        p_ms = "–" if p is None else f"{1e3 * p['seconds_per_token']:.2f}"
+        t_ms = "–" if t is None else f"{1e3 * t['seconds_per_token']:.2f}"
+        lines.append(f"| {L:,} | {p_ms} | {t_ms} | {ratio} | "
+                     f"{m['propagator_state_bytes'] / 2**10:,.0f} KiB | {kv} |")
+    lines += ["", "| prompt | " + " | ".join(f"{m} time to first token (s)"
+                                             for m in ("propagator", "transformer")) + " |",
+              "|---|---|---|"]
+    for L in result["config"]["ttft_lens"]:
+        cells = []
+        for m in ("propagator", "transformer"):
+            r = next((x for x in result["ttft"] if x["model"] == m and x["prompt"] == L), None)
+            cells.append("–" if r is None else f"{r['seconds']:.3f}")
+        lines.append(f"| {L:,} | " + " | ".join(cells) + " |")
+    cfg = result["config"]
+    params = ", ".join(f"{k} {v['parameters'] / 1e6:.2f}M" for k, v in cfg["models"].items())
+    lines += ["", f"Batch 1, greedy, median of {cfg['repeats']} tokens per case, all cases "
+                  f"timed in turns; `{cfg['preset']}` preset ({params}). "
+                  f"{_machine_line(result['provenance'])}."]
+    targets = _targets_lines(result)
+    if targets:
+        lines += [""] + targets
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train_run,
-             "duplex-eval": render_duplex_eval}
+             "duplex-eval": render_duplex_eval, "recall": render_recall, "lm": render_lm,
+             "train-speed": render_train_speed, "decode": render_decode}
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The targets a result file states, as ``{name, goal, measured, met}`` rows, whatever
+    the suite's layout (the older ``ops``, ``train`` and ``duplex-eval`` files included)."""
+    suite = result.get("suite")
+    targets = result.get("targets")
+    if isinstance(targets, list):
+        return targets
+    rows = []
+    if suite == "ops" and isinstance(targets, dict):
+        at = targets.get("at", {})
+        where = ", ".join(f"{k}={v}" for k, v in at.items())
+        for key, t in targets.items():
+            if key != "at":
+                rows.append({"name": f"delta-rule op {key.replace('_', ' ')} ({where})",
+                             "goal": t["target"], "measured": t["value"], "met": t["met"]})
+    elif suite == "train" and result.get("target"):
+        cfg = result["config"]
+        rows.append({"name": f"training step, parallel / per-token writes ({cfg['preset']} "
+                             f"preset, T={cfg['seq_len']})",
+                     "goal": result["target"]["ratio"],
+                     "measured": result["ratio_input_over_output"],
+                     "met": result["target"]["met"]})
+    elif suite == "duplex-eval":
+        m = result["metrics"]
+        values = {**m.get("protocol", {}), **m.get("memory_recall", {})}
+        for key, goal in result.get("goals", {}).items():
+            value = (values.get(key) or {}).get("value")
+            if value is not None:
+                rows.append({"name": f"duplex {key.replace('_', ' ')}", "goal": f">= {goal}",
+                             "measured": value, "met": value >= goal})
+    return rows
+
+
+def render_targets(results_dir: Path = RESULTS_DIR) -> str:
+    """Every target any result file states, with its measured number and whether it is met."""
+    lines = ["| result file | target | goal | measured | met |", "|---|---|---|---|---|"]
+    for path in sorted(results_dir.glob("*.json")):
+        for t in stated_targets(json.loads(path.read_text())):
+            m = t["measured"]
+            shown = f"{m:.3f}" if isinstance(m, float) else str(m)
+            lines.append(f"| [`{path.name}`](../benchmarks/results/{path.name}) | {t['name']} | "
+                         f"{t['goal']} | {shown} | {'yes' if t['met'] else '**no**'} |")
+    return "\n".join(lines) + "\n"
 
 
 def render(name: str, results_dir: Path = RESULTS_DIR) -> str:
+    if name == "targets":
+        return render_targets(results_dir)
     path = results_dir / f"{name}.json"
     try:
         result = json.loads(path.read_text())
@@ -139,25 +315,28 @@ def update(text: str, results_dir: Path = RESULTS_DIR) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m assoclm.bench.report", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--readme", default="README.md")
+    p.add_argument("files", nargs="*", default=list(PAGES),
+                   help=f"markdown files to update (default: {' '.join(PAGES)})")
     p.add_argument("--check", action="store_true", help="only check; exit 1 when stale")
     args = p.parse_args(argv)
-    readme = Path(args.readme)
-    if not readme.is_file():
-        p.error(f"--readme {readme}: no such file (run from the repository root)")
-    old = readme.read_text()
-    new = update(old)
-    if args.check:
+    stale = 0
+    for name in args.files:
+        page = Path(name)
+        if not page.is_file():
+            p.error(f"{page}: no such file (run from the repository root)")
+        old = page.read_text()
+        new = update(old)
+        if args.check:
+            if new != old:
+                print(f"{page} is stale: run assoclm bench report", file=sys.stderr)
+                stale = 1
+            continue
         if new != old:
-            print(f"{readme} is stale: run python -m assoclm.bench.report", file=sys.stderr)
-            return 1
-        return 0
-    if new != old:
-        tmp = readme.with_name(f".{readme.name}.tmp-{os.getpid()}")
-        tmp.write_text(new)
-        os.replace(tmp, readme)
-        print(f"updated {readme}")
-    return 0
+            tmp = page.with_name(f".{page.name}.tmp-{os.getpid()}")
+            tmp.write_text(new)
+            os.replace(tmp, page)
+            print(f"updated {page}")
+    return stale
 
 
 if __name__ == "__main__":

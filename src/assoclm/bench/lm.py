@@ -1,0 +1,182 @@
+"""Language modelling: held-out bits per byte of the three model families, side by side.
+
+    assoclm bench lm                        # demo-sized models, 1M training tokens each
+    assoclm bench lm --quick --data FILE    # tiny models, a few steps (seconds)
+
+Each model is trained by the same trainer (``assoclm train``) on the same data with the same
+tokenizer, the same number of training tokens and the same settings; the model configs come
+from one preset (``--preset``, default ``demo``), whose families are sized to equal
+parameters. Held-out bits per byte is measured the same way for all: every held-out
+document read in order with the state carried. Target (issue 5): propagator within 3% of
+the transformer.
+
+Writes a JSON result (``--out``) with each model's loss curve and a PNG beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from assoclm.bench.common import (
+    name_list,
+    provenance,
+    save_figure_atomic,
+    write_json_atomic,
+)
+from assoclm.train.presets import PRESETS, get_preset
+
+DEFAULT_OUT = "benchmarks/results/lm-cpu.json"
+MODELS = ("propagator", "hebbian", "transformer")
+TARGET_GAP = 0.03  # propagator bpb at most 3% above the transformer's
+
+
+def train_one(name: str, args: argparse.Namespace) -> dict:
+    from assoclm.train.cli import remove_run
+    from assoclm.train.config import TrainConfig
+    from assoclm.train.loop import Trainer
+    from assoclm.train.plot import read_metrics
+
+    model_cfg, train_cfg = get_preset(args.preset, name)
+    train_cfg.update({"model": name, "preset": args.preset, "max_tokens": args.tokens,
+                      "time_budget": None, "max_steps": None, "eval_every": 0,
+                      "eval_tokens": args.eval_tokens, "seed": args.seed,
+                      "device": args.device, "checkpoint_every": None})
+    if args.data:
+        train_cfg["data"] = args.data
+    if args.tokenizer:
+        train_cfg["tokenizer"] = args.tokenizer
+    config = TrainConfig.from_dict(train_cfg)
+    out = Path(args.runs) / name
+    remove_run(out)  # a benchmark run starts from scratch
+    trainer = Trainer(config, model_cfg, out, progress=args.progress,
+                      log=(lambda m: None) if not args.verbose else None)
+    result = trainer.run()
+    train_records, eval_records = read_metrics(out / "metrics.jsonl")
+    rates = sorted(r["tokens_per_s"] for r in train_records[len(train_records) // 10:])
+    return {
+        "model": name,
+        "parameters": trainer.num_parameters,
+        "config": trainer.model.config.to_dict(),
+        "steps": result.step,
+        "tokens": result.tokens,
+        "elapsed_s": result.elapsed_s,
+        "tokens_per_s_median": rates[len(rates) // 2] if rates else None,
+        "val_loss": result.val_loss,
+        "val_bpb": result.val_bpb,
+        "val_tokens": (trainer.last_eval or {}).get("tokens"),
+        "curve": [{"step": r["step"], "tokens": r["tokens"], "loss": r["loss"]}
+                  for r in train_records],
+    }
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> dict:
+    # taken first: the commit the run started from, before anything else changes
+    prov = provenance("assoclm.cli", ["bench", "lm", *argv], args.device)
+    start = time.perf_counter()
+    rows = []
+    for name in args.models:
+        row = train_one(name, args)
+        rows.append(row)
+        print(f"{name}: {row['parameters']:,} parameters, {row['tokens']:,} tokens, "
+              f"held-out {row['val_bpb']:.4f} bits/byte")
+    result = {
+        "suite": "lm",
+        "provenance": prov,
+        "config": {"preset": args.preset, "tokens": args.tokens, "data": args.data or
+                   "shakespeare", "eval_tokens": args.eval_tokens, "seed": args.seed,
+                   "tokenizer": args.tokenizer or get_preset(args.preset)[1].get(
+                       "tokenizer", "bpe")},
+        "rows": rows,
+        "targets": [] if args.quick else targets(rows),
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return result
+
+
+def targets(rows: list[dict]) -> list[dict]:
+    """Propagator's held-out bits/byte relative to the transformer's (when both ran)."""
+    by = {r["model"]: r for r in rows}
+    if "propagator" not in by or "transformer" not in by:
+        return []
+    gap = by["propagator"]["val_bpb"] / by["transformer"]["val_bpb"] - 1
+    return [{"name": "propagator held-out bits/byte relative to the transformer",
+             "goal": f"<= +{TARGET_GAP:.0%}", "measured": gap, "met": gap <= TARGET_GAP}]
+
+
+def plot(result: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from assoclm.train.plot import Ema
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for row in result["rows"]:
+        ema, ys = Ema(0.95), []
+        for r in row["curve"]:
+            ema.add(r["loss"])
+            ys.append(ema.value)
+        ax.plot([r["tokens"] / 1e6 for r in row["curve"]], ys,
+                label=f"{row['model']} ({row['parameters'] / 1e6:.2f}M): "
+                      f"{row['val_bpb']:.3f} bits/byte held out")
+    ax.set_xlabel("training tokens (millions)")
+    ax.set_ylabel("training loss (nats/token, EMA)")
+    cfg = result["config"]
+    ax.set_title(f"assoclm bench lm: {cfg['preset']} preset on {cfg['data']} @ "
+                 f"{result['provenance']['git_commit'][:12]}", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    save_figure_atomic(fig, path)
+    plt.close(fig)
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assoclm bench lm", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", type=name_list(MODELS), default=list(MODELS))
+    p.add_argument("--preset", choices=sorted(PRESETS), default="demo")
+    p.add_argument("--tokens", type=int, default=1_000_000, help="training tokens per model")
+    p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens scored")
+    p.add_argument("--data", help="corpus or local files (default: the preset's, Shakespeare)")
+    p.add_argument("--tokenizer", choices=("bpe", "byte"), help="default: the preset's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--runs", default="runs/bench-lm", help="where the training runs go")
+    p.add_argument("--quick", action="store_true", help="tiny preset, a few steps")
+    p.add_argument("--out", default=DEFAULT_OUT, help="JSON path; the PNG goes beside it")
+    p.add_argument("--no-plot", action="store_true")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--verbose", action=argparse.BooleanOptionalAction, default=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.preset, args.tokens, args.eval_tokens = "tiny", 2048, 1024
+    if args.tokens < 1 or args.eval_tokens < 1:
+        parser.error("--tokens and --eval-tokens must be >= 1")
+    from assoclm.data import DataError
+    from assoclm.train.loop import TrainError
+
+    try:
+        result = run(args, argv)
+    except (ValueError, DataError, TrainError) as exc:
+        parser.error(str(exc))
+    out = write_json_atomic(args.out, result)
+    print(f"wrote {out}")
+    if not args.no_plot:
+        plot(result, out.with_suffix(".png"))
+        print(f"wrote {out.with_suffix('.png')}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
