@@ -116,6 +116,25 @@ def test_save_and_load_continue_identically(tmp_path):
     assert run_script(c, script[2:]) != rest_a
 
 
+def test_a_transformer_session_saves_and_loads_its_kv_cache(tmp_path):
+    from assoclm.models import TransformerConfig, TransformerLM
+
+    torch.manual_seed(0)
+    model = TransformerLM(TransformerConfig(vocab_size=TOK.vocab_size, hidden_size=32,
+                                            num_layers=2, num_heads=2, max_context=256)).eval()
+    script = [("user", "hello there"), ("model", ""), ("user", "and then?"), ("model", "")]
+    a = DuplexSession(model, TOK, max_response_tokens=8, temperature=1.0, seed=3)
+    run_script(a, script[:2])
+    path = a.save(tmp_path / "t.safetensors")
+    rest_a = run_script(a, script[2:])
+    b = DuplexSession(model, TOK, max_response_tokens=8, temperature=1.0, seed=99)
+    b.load(path)
+    assert run_script(b, script[2:]) == rest_a
+    # A session of another model (a memory state, not a cache) refuses the file.
+    with pytest.raises(ValueError):
+        DuplexSession(tiny_model(), TOK).load(path)
+
+
 def test_errors():
     session = DuplexSession(tiny_model(), TOK)
     with pytest.raises(RuntimeError, match="only possible while the model is speaking"):
