@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.assoclm-installed
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on Linux.
 TORCH  := torch==2.13.0
 
-.PHONY: demo demo-duplex test test-all lint bench-ops bench-train report venv clean
+.PHONY: demo demo-duplex test test-all lint bench-ops bench-train bench-all report venv clean
 
 venv: $(STAMP)
 
@@ -54,7 +54,12 @@ bench-ops: $(STAMP)
 bench-train: $(STAMP)
 	$(PY) -m assoclm.bench.train --out benchmarks/results/train-cpu.json
 
-## Re-render the README's result tables from benchmarks/results/*.json
+## Every benchmark suite (ops, recall, lm, train-speed, decode) at full size: hours on a CPU.
+## The committed CPU results used the settings written in each result file's "command".
+bench-all: $(STAMP)
+	$(PY) -m assoclm.cli bench all
+
+## Re-render README.md and docs/RESULTS.md from benchmarks/results/*.json
 report: $(STAMP)
 	$(PY) -m assoclm.bench.report
 

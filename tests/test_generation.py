@@ -50,7 +50,7 @@ def tiny(write_from: str = "input") -> PropagatorLM:
     with torch.no_grad():
         for block in model.blocks:
             block.scale_read.fill_(1.0)
-            block.to_gates.bias.normal_()
+            block.gate_bias.normal_()
     return model.eval()
 
 

@@ -24,7 +24,7 @@ def tiny(write_from: str, **kw) -> PropagatorLM:
     with torch.no_grad():
         for block in model.blocks:
             block.scale_read.fill_(1.0)
-            block.to_gates.bias.normal_()
+            block.gate_bias.normal_()
     return model.eval()
 
 
@@ -176,7 +176,7 @@ def test_underflowing_write_gate_is_a_no_write_not_an_error(write_from):
     heads = model.config.memory_heads
     with torch.no_grad():
         for block in model.blocks:
-            block.to_gates.bias[:heads].fill_(-200.0)
+            block.gate_bias[:heads].fill_(-200.0)
         _, state = model(tokens(T=9))
         _, stepped = model.step(tokens(T=1)[:, 0])
     for m in state.memories + stepped.memories:

@@ -26,11 +26,12 @@ class MLP(nn.Module):
             raise ValueError(f"MLP kind must be one of {MLP_KINDS}; got {kind!r}")
         self.kind = kind
         hidden = swiglu_hidden(dim, multiplier) if kind == "swiglu" else int(multiplier * dim)
-        self.up = nn.Linear(dim, hidden, bias=False)
-        self.gate = nn.Linear(dim, hidden, bias=False) if kind == "swiglu" else None
+        # swiglu: gate and up projections in one matrix, rows [gate | up] (one matmul)
+        self.up = nn.Linear(dim, 2 * hidden if kind == "swiglu" else hidden, bias=False)
         self.down = nn.Linear(hidden, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.gate is None:
+        if self.kind == "silu":
             return self.down(F.silu(self.up(x)))
-        return self.down(F.silu(self.gate(x)) * self.up(x))
+        gate, up = self.up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)

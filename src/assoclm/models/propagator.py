@@ -131,11 +131,13 @@ class PropagatorBlock(nn.Module):
         self.norm_read = nn.RMSNorm(D, eps=c.norm_eps)
         self.norm_mlp = nn.RMSNorm(D, eps=c.norm_eps)
         self.norm_write = nn.RMSNorm(D, eps=c.norm_eps) if c.write_from == "output" else None
-        self.to_q = nn.Linear(D, c.memory_key_size, bias=False)
-        self.to_k = nn.Linear(D, c.memory_key_size, bias=False)
-        self.to_v = nn.Linear(D, c.memory_value_size, bias=False)
-        # write strength and forget gate, one per head
-        self.to_gates = nn.Linear(D, 2 * H, bias=True)
+        # One projection for the read key, write key, value and the two gates (write
+        # strength and forget, one per head): rows [q | k | v | gates]. In "input" mode all
+        # come from the same h, so one matmul serves them; in "output" mode q (from h) and
+        # the rest (from the post-MLP w) use row slices of the same weight.
+        self.qkvg = nn.Linear(D, 2 * c.memory_key_size + c.memory_value_size + 2 * H,
+                              bias=False)
+        self.gate_bias = nn.Parameter(torch.zeros(2 * H))
         self.out = nn.Linear(c.memory_value_size, D, bias=False)
         self.mlp = MLP(D, c.mlp_multiplier, c.mlp)
         self.scale_read = nn.Parameter(torch.full((D,), c.layer_scale_init))
@@ -146,23 +148,39 @@ class PropagatorBlock(nn.Module):
         # (..., H·size) -> (..., H, size)
         return x.unflatten(-1, (self.config.memory_heads, size))
 
-    def _query(self, h: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self._heads(self.to_q(h), self.config.head_key_size), dim=-1)
+    def _query(self, q_lin: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self._heads(q_lin, self.config.head_key_size), dim=-1)
 
-    def _write_args(self, w: torch.Tensor):
-        """k [..., H, K], v [..., H, V], β [..., H], α [..., H] from the write input w [..., D].
+    def _project_query(self, h: torch.Tensor) -> torch.Tensor:
+        return self._query(F.linear(h, self.qkvg.weight[: self.config.memory_key_size]))
+
+    def _project_write(self, w: torch.Tensor):
+        """k, v, β, α from the write input w [..., D] (output mode: w is not the read input)."""
+        return self._write_args(F.linear(w, self.qkvg.weight[self.config.memory_key_size:]))
+
+    def _write_args(self, kvg: torch.Tensor):
+        """k [..., H, K], v [..., H, V], β [..., H], α [..., H] from the projection rows
+        [k | v | gates] of the write input.
 
         β ∈ [0, write_rate] and α ∈ [1 − forget_rate, 1] by construction (β may underflow to
         exactly 0, a harmless no-write), so the ops are called with check_values=False:
         their range check is for user input and would cost a device sync per call.
         """
         c = self.config
-        k = F.normalize(self._heads(self.to_k(w), c.head_key_size), dim=-1)
-        v = torch.tanh(self._heads(self.to_v(w), c.head_value_size))
-        beta_logit, forget_logit = self.to_gates(w).float().chunk(2, dim=-1)
+        k_lin, v_lin, gates = kvg.split(
+            [c.memory_key_size, c.memory_value_size, 2 * c.memory_heads], dim=-1)
+        k = F.normalize(self._heads(k_lin, c.head_key_size), dim=-1)
+        v = torch.tanh(self._heads(v_lin, c.head_value_size))
+        beta_logit, forget_logit = (gates.float() + self.gate_bias).chunk(2, dim=-1)
         beta = c.write_rate * torch.sigmoid(beta_logit)
         decay = 1 - c.forget_rate * torch.sigmoid(forget_logit)
         return k, v, beta, decay
+
+    def _project_all(self, h: torch.Tensor):
+        """Input mode: q and the write arguments from one matmul of h."""
+        qkvg = self.qkvg(h)
+        K = self.config.memory_key_size
+        return (self._query(qkvg[..., :K]), *self._write_args(qkvg[..., K:]))
 
     def _after_read(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         # r: (..., H, V/H) read from memory -> residual update and MLP
@@ -172,10 +190,9 @@ class PropagatorBlock(nn.Module):
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, T, D], memory [B, H, K/H, V/H] -> (x [B, T, D], memory)."""
         if self.config.write_from == "input":
-            h = self.norm_read(x)
-            k, v, beta, decay = self._write_args(h)
+            q, k, v, beta, decay = self._project_all(self.norm_read(x))
             r, memory = self._chunked(
-                self._query(h), k, v, beta, decay, initial_state=memory, read="before",
+                q, k, v, beta, decay, initial_state=memory, read="before",
                 chunk_size=self.config.chunk_size, check_values=False,
             )
             return self._after_read(x, r), memory
@@ -189,16 +206,16 @@ class PropagatorBlock(nn.Module):
         """One token: x [B, D], memory [B, H, K/H, V/H] -> (x [B, D], memory)."""
         c = self.config
         h = self.norm_read(x)
-        q = self._query(h)
         if c.write_from == "input":
-            k, v, beta, decay = self._write_args(h)
+            q, k, v, beta, decay = self._project_all(h)
             r, memory = self._step(q, k, v, beta, decay, memory, read="before",
                                    check_values=False)
             return self._after_read(x, r), memory
         # The seed's dataflow: read before the MLP, write after it, with its clipping.
+        q = self._project_query(h)
         r = torch.einsum("bhk,bhkv->bhv", q.float(), memory)
         x = self._after_read(x, r)
-        k, v, beta, decay = self._write_args(self.norm_write(x))
+        k, v, beta, decay = self._project_write(self.norm_write(x))
         memory = self._write(k, v, beta, decay, memory, state_clip=c.memory_clip,
                              check_values=False)
         return x, memory
