@@ -72,6 +72,11 @@ def test_train_writes_a_complete_run(corpus, tmp_path, capsys):
     (["--learning-rate", "-1"], "learning_rate must be a number in"),
     (["--chunk-size", "24"], "chunk_size must be a power of two"),
     (["--resume", "nowhere"], "checkpoint path not found"),
+    (["--model", "transformer", "--memory-key-size", "8"],
+     "--memory-key-size does not apply to --model transformer"),
+    (["--model", "propagator", "--num-heads", "2"],
+     "--num-heads does not apply to --model propagator"),
+    (["--model", "mamba"], "invalid choice: 'mamba'"),
 ])
 def test_bad_input_fails_fast_with_a_clear_message(corpus, tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) if message.startswith(("invalid choice", "invalid dur")) \
@@ -88,6 +93,20 @@ class _no_exit:
 
     def __exit__(self, *exc):
         return False
+
+
+@pytest.mark.parametrize("model", ["transformer", "hebbian"])
+def test_baselines_train_and_sample_like_the_propagator(corpus, tmp_path, capsys, model):
+    out = tmp_path / model
+    assert train("--model", model, "--data", corpus, "--max-steps", "6", "--eval-every", "3",
+                 "--out", str(out), "--sample-prompt", "anna", "--sample-tokens", "5") == 0
+    captured = capsys.readouterr().out
+    assert f"model: {model}" in captured
+    assert ("KV cache" if model == "transformer" else "memory state") in captured
+    loaded, _, _ = load_checkpoint(out)
+    assert type(loaded.config).__name__ == {"transformer": "TransformerConfig",
+                                            "hebbian": "HebbianConfig"}[model]
+    assert len(train_losses(out)) == 6  # exact resume: tests/train/test_trainer.py
 
 
 def test_parse_duration():
