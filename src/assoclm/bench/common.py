@@ -146,3 +146,14 @@ def name_list(allowed: tuple[str, ...]) -> Callable[[str], list[str]]:
                 f"unknown name(s) {bad or [text]}; choose from {', '.join(allowed)}")
         return names
     return parse
+
+
+def write_result(result: dict, out: str | Path, plot: Callable[[dict, Path], None] | None
+                 ) -> Path:
+    """Write a suite's JSON result, then its PNG beside it (unless ``plot`` is None)."""
+    path = write_json_atomic(out, result)
+    print(f"wrote {path}")
+    if plot is not None:
+        plot(result, path.with_suffix(".png"))
+        print(f"wrote {path.with_suffix('.png')}")
+    return path

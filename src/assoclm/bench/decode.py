@@ -32,7 +32,7 @@ from assoclm.bench.common import (
     provenance,
     save_figure_atomic,
     time_interleaved,
-    write_json_atomic,
+    write_result,
 )
 from assoclm.models import build_model
 from assoclm.models.sizing import count_parameters
@@ -300,11 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = run(args, argv)
     except ValueError as exc:
         parser.error(str(exc))
-    out = write_json_atomic(args.out, result)
-    print(f"wrote {out}")
-    if not args.no_plot:
-        plot(result, out.with_suffix(".png"))
-        print(f"wrote {out.with_suffix('.png')}")
+    write_result(result, args.out, None if args.no_plot else plot)
     return result
 
 

@@ -24,7 +24,7 @@ from assoclm.bench.common import (
     name_list,
     provenance,
     save_figure_atomic,
-    write_json_atomic,
+    write_result,
 )
 from assoclm.train.presets import PRESETS, get_preset
 
@@ -170,11 +170,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = run(args, argv)
     except (ValueError, DataError, TrainError) as exc:
         parser.error(str(exc))
-    out = write_json_atomic(args.out, result)
-    print(f"wrote {out}")
-    if not args.no_plot:
-        plot(result, out.with_suffix(".png"))
-        print(f"wrote {out.with_suffix('.png')}")
+    write_result(result, args.out, None if args.no_plot else plot)
     return result
 
 

@@ -29,7 +29,7 @@ from assoclm.bench.common import (
     name_list,
     provenance,
     save_figure_atomic,
-    write_json_atomic,
+    write_result,
 )
 from assoclm.data.synthetic import fact_update, mqar
 from assoclm.models import build_model
@@ -239,11 +239,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = run(args, argv)
     except ValueError as exc:  # e.g. a setting the task generator refuses
         parser.error(str(exc))
-    out = write_json_atomic(args.out, result)
-    print(f"wrote {out}")
-    if not args.no_plot:
-        plot(result, out.with_suffix(".png"))
-        print(f"wrote {out.with_suffix('.png')}")
+    write_result(result, args.out, None if args.no_plot else plot)
     return result
 
 

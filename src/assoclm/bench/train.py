@@ -21,7 +21,7 @@ from assoclm.bench.common import (
     provenance,
     save_figure_atomic,
     time_interleaved,
-    write_json_atomic,
+    write_result,
 )
 from assoclm.models import build_model
 from assoclm.train.presets import get_preset
@@ -139,11 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as exc:
         parser.error(str(exc))
     result = run(args, argv)
-    out = write_json_atomic(args.out, result)
-    print(f"wrote {out}")
-    if not args.no_plot:
-        plot(result, out.with_suffix(".png"))
-        print(f"wrote {out.with_suffix('.png')}")
+    write_result(result, args.out, None if args.no_plot else plot)
     return result
 
 

@@ -33,6 +33,7 @@ from torch import nn
 
 from assoclm.config import Config, check_choice, check_float, check_int
 from assoclm.layers.mlp import MLP, MLP_KINDS
+from assoclm.models.base import TokenLM
 from assoclm.models.state import MemoryState
 from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_step, delta_rule_write
 from assoclm.ops.linear_attention import (
@@ -221,7 +222,7 @@ class PropagatorBlock(nn.Module):
         return x, memory
 
 
-class PropagatorLM(nn.Module):
+class PropagatorLM(TokenLM):
     """Token ids -> next-token logits, with an explicit constant-size state.
 
     forward(tokens [B, T], state=None) -> (logits [B, T, vocab], state)
@@ -236,45 +237,11 @@ class PropagatorLM(nn.Module):
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
         self.apply(self._init_weights)
 
-    def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.init_std
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, std=std)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, std=std)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def init_state(self, batch_size: int, device=None) -> MemoryState:
         c = self.config
         device = self.embed.weight.device if device is None else device
         shape = (batch_size, c.memory_heads, c.head_key_size, c.head_value_size)
         return MemoryState(tuple(torch.zeros(shape, device=device) for _ in self.blocks))
-
-    def _check(self, tokens: torch.Tensor, state: MemoryState | None, time_axis: bool):
-        want = 2 if time_axis else 1
-        if tokens.dim() != want or tokens.dtype not in (torch.int32, torch.int64):
-            layout = "[B, T]" if time_axis else "[B]"
-            raise ValueError(
-                f"tokens must be an integer tensor of shape {layout}; "
-                f"got {tokens.dtype} {list(tokens.shape)}"
-            )
-        if state is None:
-            return self.init_state(tokens.shape[0], tokens.device)
-        if len(state.memories) != len(self.blocks) or state.batch_size != tokens.shape[0]:
-            raise ValueError(
-                f"state has {len(state.memories)} layers and batch {state.batch_size}; "
-                f"this model has {len(self.blocks)} layers and the tokens batch "
-                f"{tokens.shape[0]}"
-            )
-        return state
-
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        # tied input/output embeddings
-        return F.linear(self.norm(x), self.embed.weight)
 
     def _run_blocks(self, x: torch.Tensor, state: MemoryState, one_token: bool
                     ) -> tuple[torch.Tensor, MemoryState]:

@@ -33,6 +33,10 @@ class MemoryState:
         return self.memories[0].shape[0]
 
     @property
+    def num_layers(self) -> int:
+        return len(self.memories)
+
+    @property
     def nbytes(self) -> int:
         return sum(m.numel() * m.element_size() for m in self.memories)
 

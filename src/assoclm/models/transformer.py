@@ -17,12 +17,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from assoclm.config import Config, check_float, check_int
 from assoclm.layers.attention import CausalSelfAttention
 from assoclm.layers.mlp import MLP
+from assoclm.models.base import TokenLM
 from assoclm.models.kv_cache import KVCache, KVCacheState
 
 
@@ -83,7 +83,7 @@ class TransformerBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x)), cache
 
 
-class TransformerLM(nn.Module):
+class TransformerLM(TokenLM):
     """Token ids -> next-token logits, with an explicit KV-cache state.
 
     forward(tokens [B, T], state=None) -> (logits [B, T, vocab], state)
@@ -98,42 +98,11 @@ class TransformerLM(nn.Module):
         self.norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
         self.apply(self._init_weights)
 
-    def _init_weights(self, module: nn.Module) -> None:
-        std = self.config.init_std
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=std)
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def init_state(self, batch_size: int, device=None) -> KVCacheState:
         c = self.config
         device = self.embed.weight.device if device is None else device
         return KVCacheState.empty(c.num_layers, batch_size, c.num_heads, c.head_dim, device,
                                   self.embed.weight.dtype)
-
-    def _check(self, tokens: torch.Tensor, state: KVCacheState | None, time_axis: bool
-               ) -> KVCacheState:
-        want = 2 if time_axis else 1
-        if tokens.dim() != want or tokens.dtype not in (torch.int32, torch.int64):
-            layout = "[B, T]" if time_axis else "[B]"
-            raise ValueError(
-                f"tokens must be an integer tensor of shape {layout}; "
-                f"got {tokens.dtype} {list(tokens.shape)}"
-            )
-        if state is None:
-            return self.init_state(tokens.shape[0], tokens.device)
-        if state.num_layers != len(self.blocks) or state.batch_size != tokens.shape[0]:
-            raise ValueError(
-                f"state has {state.num_layers} layers and batch {state.batch_size}; "
-                f"this model has {len(self.blocks)} layers and the tokens batch "
-                f"{tokens.shape[0]}"
-            )
-        return state
-
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        # tied input/output embeddings
-        return F.linear(self.norm(x), self.embed.weight)
 
     def _run_blocks(self, x: torch.Tensor, state: KVCacheState
                     ) -> tuple[torch.Tensor, KVCacheState]:
