@@ -122,11 +122,18 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _shown(target: dict) -> str:
+    """A target's measured value, as a percentage when its goal is one."""
+    m = target["measured"]
+    if not isinstance(m, float):
+        return str(m)
+    return f"{m:+.1%}" if "%" in target["goal"] else f"{m:.3f}"
+
+
 def _targets_lines(result: dict) -> list[str]:
     lines = []
     for t in stated_targets(result):
-        measured = t["measured"]
-        shown = f"{measured:.3f}" if isinstance(measured, float) else str(measured)
+        shown = _shown(t)
         lines.append(f"- {t['name']}: goal {t['goal']}, measured **{shown}**: "
                      + ("met." if t["met"] else "**not met**."))
     return lines
@@ -172,12 +179,11 @@ def render_recall(result: dict) -> str:
 
 def render_lm(result: dict) -> str:
     rows = result["rows"]
-    lines = ["| model | parameters | training tokens | held-out bits/byte | training tokens/s |",
-             "|---|---|---|---|---|"]
+    lines = ["| model | parameters | training tokens | held-out bits/byte |",
+             "|---|---|---|---|"]
     for r in rows:
-        rate = r.get("tokens_per_s_median")
         lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.2f}M | {r['tokens']:,} | "
-                     f"{r['val_bpb']:.4f} | {'n/a' if rate is None else f'{rate:,.0f}'} |")
+                     f"{r['val_bpb']:.4f} |")
     cfg = result["config"]
     lines += ["", f"`{cfg['preset']}` preset of each family on `{cfg['data']}` "
                   f"({cfg['tokenizer']} tokenizer), same tokens and settings; "
@@ -286,8 +292,7 @@ def render_targets(results_dir: Path = RESULTS_DIR) -> str:
     lines = ["| result file | target | goal | measured | met |", "|---|---|---|---|---|"]
     for path in sorted(results_dir.glob("*.json")):
         for t in stated_targets(json.loads(path.read_text())):
-            m = t["measured"]
-            shown = f"{m:.3f}" if isinstance(m, float) else str(m)
+            shown = _shown(t)
             lines.append(f"| [`{path.name}`](../benchmarks/results/{path.name}) | {t['name']} | "
                          f"{t['goal']} | {shown} | {'yes' if t['met'] else '**no**'} |")
     return "\n".join(lines) + "\n"
