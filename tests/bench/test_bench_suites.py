@@ -42,6 +42,8 @@ def test_recall_targets_are_judged_on_the_measured_numbers():
     (t1, t2) = recall.targets([row, {**row, "width": 64}], [fact])
     assert t1["measured"] == 0.985 and t1["met"] is False
     assert t2["met"] is True
+    (missing,) = recall.targets([{**row, "width": 64}], [])
+    assert missing["measured"] == "not run with these settings" and not missing["met"]
 
 
 def test_recall_rejects_bad_settings(capsys):

@@ -42,17 +42,24 @@ def render_ops(result: dict) -> str:
         f"Forward + backward, median of {cfg['repeats']} interleaved runs; B={cfg['batch']}, "
         f"H={cfg['heads']}, K={cfg['key_dim']}, V={cfg['value_dim']}, C={cfg['chunk_size']}, "
         f"{cfg['dtype']} on {machine['device']} ({machine['cpu']}, {machine['torch_threads']} "
-        f"threads), torch {machine['torch']}, commit `{prov['git_commit'][:12]}`. "
+        f"threads), torch {machine['torch']}, commit {_commit(prov)}. "
         f"Command: `{prov['command']}`. Absolute times from this shared machine are "
         "indicative only; the ratios are the result."
     )
     return "\n".join(lines) + "\n"
 
 
+def _commit(prov: dict) -> str:
+    """Short hash, and a word when the work tree had uncommitted changes at the start."""
+    commit = prov["git_commit"]
+    dirty = " (with uncommitted changes)" if commit.endswith("-dirty") else ""
+    return f"`{commit[:12]}`{dirty}"
+
+
 def _machine_line(prov: dict) -> str:
     m = prov["machine"]
     where = m.get("gpu") or f"{m['cpu']}, {m['torch_threads']} threads"
-    return (f"{m['device']} ({where}), torch {m['torch']}, commit `{prov['git_commit'][:12]}`. "
+    return (f"{m['device']} ({where}), torch {m['torch']}, commit {_commit(prov)}. "
             f"Command: `{prov['command']}`")
 
 
