@@ -29,3 +29,39 @@ def assert_rel_close(actual: torch.Tensor, expected: torch.Tensor, tol: float, n
             f"{name}: relative error {err:.3e} > tol {tol:.1e}; worst element at flat index {i}: "
             f"{a.flatten()[i].item():.6g} vs expected {b.flatten()[i].item():.6g}"
         )
+
+
+def memory_op_inputs(B=2, T=7, H=3, K=12, V=20, decay=True, init=True, seed=0,
+                     decay_range=(0.5, 1.0), device="cpu", dtype=torch.float32) -> dict:
+    """Random arguments of a matrix-memory op (delta rule, linear attention): q, k (unit
+    norm, as callers provide), v [B, T, H, ·], β in (0.05, 1], α in decay_range, S₀."""
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(seed)
+    lo, hi = decay_range
+    x = {
+        "q": torch.randn(B, T, H, K, generator=g),
+        "k": F.normalize(torch.randn(B, T, H, K, generator=g), dim=-1),
+        "v": torch.randn(B, T, H, V, generator=g),
+        "beta": 0.05 + 0.95 * torch.rand(B, T, H, generator=g),
+        "decay": lo + (hi - lo) * torch.rand(B, T, H, generator=g) if decay else None,
+        "initial_state": torch.randn(B, H, K, V, generator=g) if init else None,
+    }
+    return {n: None if t is None else t.to(device=device, dtype=dtype) for n, t in x.items()}
+
+
+def run_with_grads(fn, inputs: dict, read: str, seed: int = 1, forward_context=None) -> dict:
+    """Forward ``fn(**inputs, read=read) -> (o, S)`` (inside forward_context, if given), then
+    backward with fixed random cotangents; returns outputs and the inputs' gradients."""
+    import contextlib
+
+    leaves = {n: None if t is None else t.clone().requires_grad_() for n, t in inputs.items()}
+    with forward_context or contextlib.nullcontext():
+        o, S = fn(**leaves, read=read)
+    g = torch.Generator().manual_seed(seed)
+    do = torch.randn(o.shape, generator=g).to(o)
+    dS = torch.randn(S.shape, generator=g).to(S)
+    torch.autograd.backward([o, S], [do, dS])
+    out = {"o": o.detach(), "final_state": S.detach()}
+    out.update({f"d{n}": t.grad for n, t in leaves.items() if t is not None})
+    return out

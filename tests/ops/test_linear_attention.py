@@ -6,7 +6,6 @@ import functools
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from assoclm.ops.linear_attention import (
     linear_attention_chunked,
@@ -14,39 +13,15 @@ from assoclm.ops.linear_attention import (
     linear_attention_step,
     linear_attention_write,
 )
-from assoclm.testing import assert_rel_close
+from assoclm.testing import assert_rel_close, run_with_grads
+from assoclm.testing import memory_op_inputs as make_inputs
 
 TOL32 = 1e-5
 TOL_BF16 = 1e-2
 
 
-def make_inputs(B=2, T=7, H=3, K=12, V=20, decay=True, init=True, seed=0,
-                decay_range=(0.5, 1.0), dtype=torch.float32) -> dict:
-    """Keys unit-norm (as callers provide), β in (0.05, 1], α in decay_range."""
-    g = torch.Generator().manual_seed(seed)
-    lo, hi = decay_range
-    x = {
-        "q": torch.randn(B, T, H, K, generator=g),
-        "k": F.normalize(torch.randn(B, T, H, K, generator=g), dim=-1),
-        "v": torch.randn(B, T, H, V, generator=g),
-        "beta": 0.05 + 0.95 * torch.rand(B, T, H, generator=g),
-        "decay": lo + (hi - lo) * torch.rand(B, T, H, generator=g) if decay else None,
-        "initial_state": torch.randn(B, H, K, V, generator=g) if init else None,
-    }
-    return {n: None if t is None else t.to(dtype) for n, t in x.items()}
 
 
-def run_with_grads(fn, inputs: dict, read: str, seed: int = 1) -> dict:
-    """Forward, then backward with fixed random cotangents; returns outputs and input grads."""
-    leaves = {n: None if t is None else t.clone().requires_grad_() for n, t in inputs.items()}
-    o, S = fn(**leaves, read=read)
-    g = torch.Generator().manual_seed(seed)
-    do = torch.randn(o.shape, generator=g).to(o)
-    dS = torch.randn(S.shape, generator=g).to(S)
-    torch.autograd.backward([o, S], [do, dS])
-    out = {"o": o.detach(), "final_state": S.detach()}
-    out.update({f"d{n}": t.grad for n, t in leaves.items() if t is not None})
-    return out
 
 
 @functools.cache
