@@ -32,10 +32,11 @@ def tokens(B=3, T=37, vocab=50, seed=0) -> torch.Tensor:
     return torch.randint(0, vocab, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("write_from", MODES)
+@pytest.mark.parametrize(("write_from", "conv_size"), [("input", 0), ("output", 0),
+                                                      ("input", 4)])
 @pytest.mark.parametrize("mlp", ["swiglu", "silu"])
-def test_streaming_equivalence_full_chunks_steps(write_from, mlp):
-    model = tiny(write_from, mlp=mlp)
+def test_streaming_equivalence_full_chunks_steps(write_from, conv_size, mlp):
+    model = tiny(write_from, mlp=mlp, conv_size=conv_size)
     x = tokens()
     with torch.no_grad():
         full, s_full = model(x)
@@ -55,6 +56,33 @@ def test_streaming_equivalence_full_chunks_steps(write_from, mlp):
     for i, (a, b, c) in enumerate(zip(state.memories, s_step.memories, s_full.memories)):
         assert_rel_close(a, c, TOL32, f"{write_from}: chunked memory of layer {i}")
         assert_rel_close(b, c, TOL32, f"{write_from}: step memory of layer {i}")
+    assert len(s_full.convs) == (model.config.num_layers if conv_size else 0)
+    for i, (a, b, c) in enumerate(zip(state.convs, s_step.convs, s_full.convs)):
+        assert c.abs().sum() > 0  # the convolution state holds real inputs
+        assert_rel_close(a, c, TOL32, f"chunked conv state of layer {i}")
+        assert_rel_close(b, c, TOL32, f"step conv state of layer {i}")
+
+
+def test_short_convolution_state_resets_saves_and_validates(tmp_path):
+    model = tiny("input", conv_size=3)
+    with torch.no_grad():
+        _, state = model(tokens(T=12))
+        reset = state.reset(torch.tensor([True, False, False]))
+        assert all(c[0].abs().sum() == 0 and c[1].abs().sum() > 0 for c in reset.convs)
+        save_file(state.state_dict(), tmp_path / "s.safetensors")
+        loaded = MemoryState.from_state_dict(load_file(tmp_path / "s.safetensors"))
+        x = tokens(T=5, seed=3)
+        assert torch.equal(model(x, loaded)[0], model(x, state)[0])
+        # the convolution changes what is written: without it the logits differ
+        plain = tiny("input")
+        plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                               if not k.endswith("conv.weight")})
+        assert not torch.allclose(plain(x)[0], model(x)[0])
+        with pytest.raises(ValueError, match="short-convolution"):
+            plain(x, state)
+    for bad in ({"conv_size": 1}, {"conv_size": 4, "write_from": "output"}):
+        with pytest.raises(ValueError, match="conv_size"):
+            PropagatorConfig(**{**tiny("input").config.to_dict(), **bad})
 
 
 @pytest.mark.parametrize("write_from", MODES)

@@ -61,6 +61,10 @@ def _pairs(text: str) -> list[tuple[int, int]]:
 
 
 
+def _memory_settings(args: argparse.Namespace) -> dict:
+    return {**RECALL_PROPAGATOR, "conv_size": args.conv_size}
+
+
 def _fit_one(name: str, config: dict, train, test, args, label: str) -> dict:
     torch.manual_seed(args.seed)
     model = build_model(name, config)
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         test = mqar(args.test_examples, seq_len, pairs, args.vocab_size, seed=args.seed + 1)
         for width in args.widths:
             configs = matched_configs(width, args.layers, args.vocab_size, seq_len,
-                                      models=tuple(args.models), **RECALL_PROPAGATOR)
+                                      models=tuple(args.models), **_memory_settings(args))
             for name, config in configs.items():
                 label = f"mqar N={seq_len} D={pairs} d={width} {name}"
                 row = _fit_one(name, config, train, test, args, label)
@@ -104,7 +108,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         test = fact_update(args.test_examples, seed=args.seed + 1, **kw)
         configs = matched_configs(args.fact_width, args.layers, args.vocab_size,
                                   train.inputs.shape[1], models=tuple(args.models),
-                                  **RECALL_PROPAGATOR)
+                                  **_memory_settings(args))
         for name, config in configs.items():
             label = f"fact update {facts} facts, {updates} updates, d={args.fact_width} {name}"
             row = _fit_one(name, config, train, test, args, label)
@@ -206,6 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fact-width", type=int, default=128, help="default 128")
     p.add_argument("--vocab-size", type=int, default=512, help="default 512 (> seq len)")
     p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--conv-size", type=int, default=0,
+                   help="propagator/hebbian: short convolution before q, k, v (0: none)")
     p.add_argument("--steps", type=int, default=3000, help="max training steps per model")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)

@@ -52,6 +52,10 @@ class PropagatorConfig(Config):
 
     write_rule: "delta" (error-correcting writes, the Propagator) or "hebbian" (additive
     writes, the linear-attention baseline; error_clip does not apply to it).
+    conv_size: 0 (none, the seed's block) or the kernel size of a causal depthwise
+    convolution (with SiLU) over the q, k, v projections, as DeltaNet and Gated DeltaNet have
+    (Yang et al. 2024): it puts the previous tokens beside the one being written. Only with
+    write_from="input".
     """
 
     vocab_size: int = 4096
@@ -72,6 +76,7 @@ class PropagatorConfig(Config):
     error_clip: float = 1.0
     memory_clip: float = 10.0
     init_std: float = 0.02
+    conv_size: int = 0
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -99,6 +104,11 @@ class PropagatorConfig(Config):
         check_float(name, "error_clip", self.error_clip, 0, math.inf, low_open=True)
         check_float(name, "memory_clip", self.memory_clip, 0, math.inf, low_open=True)
         check_float(name, "init_std", self.init_std, 0, 1, low_open=True)
+        check_int(name, "conv_size", self.conv_size, 0)
+        if self.conv_size == 1 or (self.conv_size and self.write_from != "input"):
+            raise ValueError(f"{name}.conv_size must be 0 (off) or >= 2, and needs "
+                             f"write_from='input'; got {self.conv_size} with "
+                             f"write_from={self.write_from!r}")
 
     @property
     def head_key_size(self) -> int:
@@ -139,6 +149,9 @@ class PropagatorBlock(nn.Module):
         self.qkvg = nn.Linear(D, 2 * c.memory_key_size + c.memory_value_size + 2 * H,
                               bias=False)
         self.gate_bias = nn.Parameter(torch.zeros(2 * H))
+        qkv = 2 * c.memory_key_size + c.memory_value_size
+        self.conv = (nn.Conv1d(qkv, qkv, c.conv_size, groups=qkv, bias=False)
+                     if c.conv_size else None)
         self.out = nn.Linear(c.memory_value_size, D, bias=False)
         self.mlp = MLP(D, c.mlp_multiplier, c.mlp)
         self.scale_read = nn.Parameter(torch.full((D,), c.layer_scale_init))
@@ -177,41 +190,59 @@ class PropagatorBlock(nn.Module):
         decay = 1 - c.forget_rate * torch.sigmoid(forget_logit)
         return k, v, beta, decay
 
-    def _project_all(self, h: torch.Tensor):
-        """Input mode: q and the write arguments from one matmul of h."""
+    def _project_all(self, h: torch.Tensor, conv_state: torch.Tensor | None):
+        """Input mode: q and the write arguments from one matmul of h [B, T, D] (and the
+        short convolution over the q, k, v rows, carrying its last inputs)."""
         qkvg = self.qkvg(h)
+        if self.conv is not None:
+            qkvg, conv_state = self._convolve(qkvg, conv_state)
         K = self.config.memory_key_size
-        return (self._query(qkvg[..., :K]), *self._write_args(qkvg[..., K:]))
+        return (self._query(qkvg[..., :K]), *self._write_args(qkvg[..., K:])), conv_state
+
+    def _convolve(self, qkvg: torch.Tensor, past: torch.Tensor):
+        """Causal depthwise convolution + SiLU over the q, k, v channels of [B, T, ·];
+        `past` [B, conv_size − 1, C] holds the inputs before this T."""
+        C = self.conv.in_channels
+        x = torch.cat([past.to(qkvg.dtype), qkvg[..., :C]], dim=1)  # [B, cs − 1 + T, C]
+        y = F.silu(F.conv1d(x.transpose(1, 2), self.conv.weight, groups=C).transpose(1, 2))
+        return torch.cat([y, qkvg[..., C:]], dim=-1), x[:, x.shape[1] - past.shape[1]:]
 
     def _after_read(self, x: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         # r: (..., H, V/H) read from memory -> residual update and MLP
         x = x + self.scale_read * self.out(r.flatten(-2).to(x.dtype))
         return x + self.scale_mlp * self.mlp(self.norm_mlp(x))
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x [B, T, D], memory [B, H, K/H, V/H] -> (x [B, T, D], memory)."""
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, conv: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """x [B, T, D], memory [B, H, K/H, V/H], conv [B, conv_size − 1, C] or None
+        -> (x [B, T, D], memory, conv)."""
         if self.config.write_from == "input":
-            q, k, v, beta, decay = self._project_all(self.norm_read(x))
+            (q, k, v, beta, decay), conv = self._project_all(self.norm_read(x), conv)
             r, memory = self._chunked(
                 q, k, v, beta, decay, initial_state=memory, read="before",
                 chunk_size=self.config.chunk_size, check_values=False,
             )
-            return self._after_read(x, r), memory
+            return self._after_read(x, r), memory, conv
         outputs = []
         for x_t in x.unbind(1):
-            y, memory = self.step(x_t, memory)
+            y, memory, _ = self.step(x_t, memory)
             outputs.append(y)
-        return torch.stack(outputs, dim=1), memory
+        return torch.stack(outputs, dim=1), memory, None
 
-    def step(self, x: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token: x [B, D], memory [B, H, K/H, V/H] -> (x [B, D], memory)."""
+    def step(self, x: torch.Tensor, memory: torch.Tensor, conv: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One token: x [B, D], memory [B, H, K/H, V/H], conv -> (x [B, D], memory, conv)."""
         c = self.config
         h = self.norm_read(x)
         if c.write_from == "input":
-            q, k, v, beta, decay = self._project_all(h)
+            if self.conv is None:
+                (q, k, v, beta, decay), _ = self._project_all(h, None)
+            else:  # the convolution runs over a time axis of one
+                args, conv = self._project_all(h[:, None], conv)
+                q, k, v, beta, decay = (t.squeeze(1) for t in args)
             r, memory = self._step(q, k, v, beta, decay, memory, read="before",
                                    check_values=False)
-            return self._after_read(x, r), memory
+            return self._after_read(x, r), memory, conv
         # The seed's dataflow: read before the MLP, write after it, with its clipping.
         q = self._project_query(h)
         r = torch.einsum("bhk,bhkv->bhv", q.float(), memory)
@@ -219,7 +250,7 @@ class PropagatorBlock(nn.Module):
         k, v, beta, decay = self._project_write(self.norm_write(x))
         memory = self._write(k, v, beta, decay, memory, state_clip=c.memory_clip,
                              check_values=False)
-        return x, memory
+        return x, memory, None
 
 
 class PropagatorLM(TokenLM):
@@ -241,15 +272,26 @@ class PropagatorLM(TokenLM):
         c = self.config
         device = self.embed.weight.device if device is None else device
         shape = (batch_size, c.memory_heads, c.head_key_size, c.head_value_size)
-        return MemoryState(tuple(torch.zeros(shape, device=device) for _ in self.blocks))
+        convs = ()
+        if c.conv_size:
+            conv_shape = (batch_size, c.conv_size - 1,
+                          2 * c.memory_key_size + c.memory_value_size)
+            convs = tuple(torch.zeros(conv_shape, device=device) for _ in self.blocks)
+        return MemoryState(tuple(torch.zeros(shape, device=device) for _ in self.blocks), convs)
 
     def _run_blocks(self, x: torch.Tensor, state: MemoryState, one_token: bool
                     ) -> tuple[torch.Tensor, MemoryState]:
-        memories = []
-        for block, memory in zip(self.blocks, state.memories):
-            x, memory = block.step(x, memory) if one_token else block(x, memory)
+        if bool(self.config.conv_size) != bool(state.convs):
+            raise ValueError("the state's short-convolution part does not match this model "
+                             f"(conv_size={self.config.conv_size})")
+        memories, convs = [], []
+        conv_states = state.convs or (None,) * len(self.blocks)
+        for block, memory, conv in zip(self.blocks, state.memories, conv_states):
+            x, memory, conv = block.step(x, memory, conv) if one_token else block(x, memory, conv)
             memories.append(memory)
-        return self._logits(x), MemoryState(tuple(memories))
+            if conv is not None:
+                convs.append(conv)
+        return self._logits(x), MemoryState(tuple(memories), tuple(convs))
 
     def forward(self, tokens: torch.Tensor, state: MemoryState | None = None
                 ) -> tuple[torch.Tensor, MemoryState]:

@@ -9,13 +9,16 @@ import torch
 
 @dataclass(frozen=True)
 class MemoryState:
-    """Per-layer matrix memories, each [B, H, K, V]. Its size never depends on tokens seen.
+    """Per-layer matrix memories, each [B, H, K, V], and, for a model with a short
+    convolution, each layer's last inputs to it ``convs`` [B, conv_size − 1, C]. Its size
+    never depends on the tokens seen.
 
     Immutable: every method returns a new state, so a caller (a server holding one state per
     session) never sees a state change behind its back.
     """
 
     memories: tuple[torch.Tensor, ...]
+    convs: tuple[torch.Tensor, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.memories:
@@ -27,6 +30,12 @@ class MemoryState:
                     f"layer {i} memory must be [B, H, K, V] with B={first.shape[0]}; "
                     f"got {list(m.shape)}"
                 )
+        if self.convs and len(self.convs) != len(self.memories):
+            raise ValueError(f"{len(self.convs)} conv states for {len(self.memories)} layers")
+        for i, c in enumerate(self.convs):
+            if c.dim() != 3 or c.shape[0] != first.shape[0]:
+                raise ValueError(f"layer {i} conv state must be [B, conv_size - 1, C] with "
+                                 f"B={first.shape[0]}; got {list(c.shape)}")
 
     @property
     def batch_size(self) -> int:
@@ -38,13 +47,16 @@ class MemoryState:
 
     @property
     def nbytes(self) -> int:
-        return sum(m.numel() * m.element_size() for m in self.memories)
+        return sum(t.numel() * t.element_size() for t in self.memories + self.convs)
+
+    def _map(self, fn) -> MemoryState:
+        return MemoryState(tuple(fn(m) for m in self.memories), tuple(fn(c) for c in self.convs))
 
     def detach(self) -> MemoryState:
-        return MemoryState(tuple(m.detach() for m in self.memories))
+        return self._map(lambda t: t.detach())
 
     def to(self, device=None, dtype=None) -> MemoryState:
-        return MemoryState(tuple(m.to(device=device, dtype=dtype) for m in self.memories))
+        return self._map(lambda t: t.to(device=device, dtype=dtype))
 
     def reset(self, mask: torch.Tensor) -> MemoryState:
         """Zero the lanes where `mask` [B] (bool) is true; other lanes are kept."""
@@ -53,17 +65,25 @@ class MemoryState:
                 f"reset mask must be a bool tensor of shape [{self.batch_size}]; "
                 f"got {mask.dtype} {list(mask.shape)}"
             )
-        keep = (~mask).to(self.memories[0].device)[:, None, None, None]
-        return MemoryState(tuple(m * keep.to(m.dtype) for m in self.memories))
+        keep = (~mask).to(self.memories[0].device)
+
+        def zero(t: torch.Tensor) -> torch.Tensor:
+            return t * keep.view(-1, *([1] * (t.dim() - 1))).to(t.dtype)
+        return self._map(zero)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Flat name -> tensor mapping, ready for safetensors."""
-        return {f"layers.{i}.memory": m.detach().contiguous() for i, m in enumerate(self.memories)}
+        out = {f"layers.{i}.memory": m.detach().contiguous() for i, m in enumerate(self.memories)}
+        out.update({f"layers.{i}.conv": c.detach().contiguous() for i, c in enumerate(self.convs)})
+        return out
 
     @classmethod
     def from_state_dict(cls, tensors: dict[str, torch.Tensor]) -> MemoryState:
-        n = len(tensors)
-        expected = [f"layers.{i}.memory" for i in range(n)]
-        if sorted(tensors) != sorted(expected):
-            raise ValueError(f"state dict keys must be {expected}; got {sorted(tensors)}")
-        return cls(tuple(tensors[k] for k in expected))
+        n = sum(1 for k in tensors if k.endswith(".memory"))
+        memories = [f"layers.{i}.memory" for i in range(n)]
+        convs = [f"layers.{i}.conv" for i in range(n)]
+        if sorted(tensors) not in (sorted(memories), sorted(memories + convs)):
+            raise ValueError(f"state dict keys must be {memories} (and {convs} for a model "
+                             f"with a short convolution); got {sorted(tensors)}")
+        return cls(tuple(tensors[k] for k in memories),
+                   tuple(tensors[k] for k in convs if k in tensors))
