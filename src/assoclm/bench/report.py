@@ -176,7 +176,10 @@ def render_recall(result: dict) -> str:
     cfg = result["config"]
     lines.append(f"Greedy accuracy on {cfg['test_examples']:,} held-out examples after at most "
                  f"{cfg['steps']:,} steps of {cfg['batch']} examples (stopping early at "
-                 f"{cfg['stop_at']}), {cfg['layers']} layers, vocabulary {cfg['vocab_size']}; "
+                 f"{cfg['stop_at']}), {cfg['layers']} layers, vocabulary {cfg['vocab_size']}"
+                 + (f", propagator and hebbian with a short convolution of size "
+                    f"{cfg['conv_size']} before q, k, v" if cfg.get("conv_size") else "")
+                 + "; "
                  f"cells show accuracy (parameters, steps). {_machine_line(result['provenance'])}.")
     targets = _targets_lines(result)
     if targets:

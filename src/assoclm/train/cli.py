@@ -21,7 +21,7 @@ from assoclm.train.presets import PRESETS, get_preset
 # flag dest -> model config field (each model family takes the ones its config has)
 MODEL_FLAGS = ("hidden_size", "num_layers", "memory_key_size", "memory_value_size",
                "memory_heads", "mlp", "mlp_multiplier", "write_rate", "forget_rate",
-               "write_from", "chunk_size", "num_heads", "max_context")
+               "write_from", "chunk_size", "conv_size", "num_heads", "max_context")
 MODEL_CHOICES = ("propagator", "hebbian", "transformer")
 # TrainConfig fields a resumed run may change.
 RESUMABLE = ("max_steps", "max_tokens", "time_budget", "eval_every", "eval_tokens",
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--write-from", choices=["input", "output"],
                        help="input: chunk-parallel (default); output: the seed's dataflow")
     model.add_argument("--chunk-size", type=int, help="delta-rule chunk length (power of 2)")
+    model.add_argument("--conv-size", type=int,
+                       help="short causal convolution before q, k, v (0: none, the default)")
     model.add_argument("--num-heads", type=int, help="transformer: attention heads")
     model.add_argument("--max-context", type=int,
                        help="transformer: attention window in tokens (the KV cache size)")
