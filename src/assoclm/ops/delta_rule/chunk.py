@@ -8,20 +8,10 @@ state); README.md beside this file derives it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
+from assoclm.ops.chunking import Chunks, segment_decay
 from assoclm.ops.delta_rule.validate import check_chunk_size, check_delta_rule_args
 from assoclm.ops.precision import float32_op
-
-
-def _segment_decay(row: torch.Tensor, col: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """exp(row_i − col_j) where mask[i, j], else 0; [..., C] x [..., C] -> [..., C, C].
-
-    Masked entries are filled before exp so that large positive differences above the
-    diagonal never make inf (and NaN gradients).
-    """
-    diff = row[..., :, None] - col[..., None, :]
-    return diff.masked_fill(~mask, float("-inf")).exp().float()
 
 
 class _UnitLowerInverse(torch.autograd.Function):
@@ -147,31 +137,12 @@ def delta_rule_chunked(
     if T == 0:
         return v.new_zeros(B, 0, H, V), S
 
-    C = min(chunk_size, 1 << (T - 1).bit_length())
-    pad = (-T) % C
-    N = (T + pad) // C
-
-    def to_chunks(x: torch.Tensor) -> torch.Tensor:
-        # (B, T, H, ...) -> chunk-major (N, B·H, C, ...), float32, zero-padded in time.
-        # Contiguous, so that each chunk is one block and batched matmuls see one batch
-        # dimension (CPU bmm on strided batches falls back to a matrix-by-matrix loop).
-        x = x.float()
-        if pad:
-            x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, 0, 0, pad))
-        x = x.view(B, N, C, H, *x.shape[3:]).transpose(2, 3).transpose(0, 1)
-        return x.reshape(N, B * H, C, *x.shape[4:])
-
-    q_, k_, v_ = to_chunks(q), to_chunks(k), to_chunks(v)  # (N, G, C, K|V)
+    chunks = Chunks(B, T, H, chunk_size)
+    C = chunks.C
+    q_, k_, v_ = chunks.split(q), chunks.split(k), chunks.split(v)  # (N, G, C, K|V)
     # Padded steps have β = 0 and α = 1: they leave the state untouched.
-    beta_ = to_chunks(beta)  # (N, G, C)
-    log_a = torch.zeros_like(beta_) if decay is None else to_chunks(decay.float().log())
-
-    # Cumulative log-retention inside each chunk: b_r = Σ_{i≤r} log α_i; b_prev excludes r.
-    # Kept in float64: the gradient of log α sums row and column terms of exp(b_i − b_j)
-    # that cancel, and dα = d(log α)/α magnifies what is left by up to 1/α.
-    log_a = log_a.double()
-    b = log_a.cumsum(-1)  # (N, G, C)
-    b_prev = b - log_a
+    beta_ = chunks.split(beta)  # (N, G, C)
+    b, b_prev = chunks.log_retention(decay, beta_)  # (N, G, C) each
     ones = torch.ones(C, C, dtype=torch.bool, device=q.device)
     incl, strict = ones.tril(), ones.tril(-1)
 
@@ -179,7 +150,7 @@ def delta_rule_chunked(
     # unit-lower-triangular system (I + A) E = diag(β) V − diag(β·γ_prev) K S_0 with
     # A_rj = β_r (k_r·k_j) exp(b_prev_r − b_j), j < r. Solve once per chunk for both
     # right-hand sides: E = U − W S_0.
-    A = beta_[..., None] * (k_ @ k_.transpose(-1, -2)) * _segment_decay(b_prev, b, strict)
+    A = beta_[..., None] * (k_ @ k_.transpose(-1, -2)) * segment_decay(b_prev, b, strict)
     T_inv = _UnitLowerInverse.apply(A + torch.eye(C, dtype=A.dtype, device=A.device))
     U = T_inv @ (beta_[..., None] * v_)  # (N, G, C, V)
     W = T_inv @ ((beta_ * b_prev.exp().float())[..., None] * k_)  # (N, G, C, K)
@@ -187,7 +158,7 @@ def delta_rule_chunked(
     # o_r = exp(b_read_r) S_0ᵀ q_r + Σ_j (q_r·k_j) exp(b_read_r − b_j) e_j over j ≤ r ("after")
     # or j < r ("before"), where b_read is b or b_prev.
     b_read, mask = (b, incl) if read == "after" else (b_prev, strict)
-    P = (q_ @ k_.transpose(-1, -2)) * _segment_decay(b_read, b, mask)  # (N, G, C, C)
+    P = (q_ @ k_.transpose(-1, -2)) * segment_decay(b_read, b, mask)  # (N, G, C, C)
     q_decayed = q_ * b_read.exp().float()[..., None]
     # S_C = exp(b_C) S_0 + Σ_j exp(b_C − b_j) k_j e_jᵀ
     k_to_end = k_ * (b[..., -1:] - b).exp().float()[..., None]
@@ -195,6 +166,4 @@ def delta_rule_chunked(
     o, S = _StatePassing.apply(
         U, W, q_decayed, P, k_to_end, b[..., -1].exp().float(), S.reshape(B * H, K, V)
     )
-    # (N, B·H, C, V) -> (B, T, H, V)
-    o = o.view(N, B, H, C, V).permute(1, 0, 3, 2, 4).reshape(B, N * C, H, V)[:, :T]
-    return o.to(out_dtype), S.view(B, H, K, V)
+    return chunks.merge(o).to(out_dtype), S.view(B, H, K, V)

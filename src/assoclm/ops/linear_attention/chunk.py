@@ -8,10 +8,8 @@ beside this file derives it.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-# One masked exp of log-decay differences serves both rules; shared, not redefined.
-from assoclm.ops.delta_rule.chunk import _segment_decay
+from assoclm.ops.chunking import Chunks, segment_decay
 from assoclm.ops.delta_rule.validate import check_chunk_size, check_delta_rule_args
 from assoclm.ops.precision import float32_op
 
@@ -63,35 +61,18 @@ def linear_attention_chunked(
     if T == 0:
         return v.new_zeros(B, 0, H, V), S
 
-    C = min(chunk_size, 1 << (T - 1).bit_length())
-    pad = (-T) % C
-    N = (T + pad) // C
-
-    def to_chunks(x: torch.Tensor) -> torch.Tensor:
-        # (B, T, H, ...) -> chunk-major (N, B·H, C, ...), float32, zero-padded in time.
-        x = x.float()
-        if pad:
-            x = F.pad(x, (0, 0) * (x.dim() - 3) + (0, 0, 0, pad))
-        x = x.view(B, N, C, H, *x.shape[3:]).transpose(2, 3).transpose(0, 1)
-        return x.reshape(N, B * H, C, *x.shape[4:])
-
-    q_, k_ = to_chunks(q), to_chunks(k)  # (N, G, C, K)
+    chunks = Chunks(B, T, H, chunk_size)
+    C = chunks.C
+    q_, k_ = chunks.split(q), chunks.split(k)  # (N, G, C, K)
     # Padded steps have β = 0 and α = 1: they leave the state untouched.
-    u = to_chunks(beta)[..., None] * to_chunks(v)  # β-scaled values, (N, G, C, V)
-    log_a = torch.zeros_like(u[..., 0]) if decay is None else to_chunks(decay.float().log())
-
-    # Cumulative log-retention inside each chunk: b_r = Σ_{i≤r} log α_i; b_prev excludes r.
-    # Kept in float64, as in the delta rule: the gradient of log α sums terms of
-    # exp(b_i − b_j) that nearly cancel, and dα = d(log α)/α magnifies what is left.
-    log_a = log_a.double()
-    b = log_a.cumsum(-1)  # (N, G, C)
-    b_prev = b - log_a
+    u = chunks.split(beta)[..., None] * chunks.split(v)  # β-scaled values, (N, G, C, V)
+    b, b_prev = chunks.log_retention(decay, u[..., 0])  # (N, G, C) each
     ones = torch.ones(C, C, dtype=torch.bool, device=q.device)
     b_read, mask = (b, ones.tril()) if read == "after" else (b_prev, ones.tril(-1))
 
     # o_r = exp(b_read_r) S_0ᵀ q_r + Σ_j (q_r·k_j) exp(b_read_r − b_j) β_j v_j over j ≤ r
     # ("after") or j < r ("before"): the part inside the chunk needs no state.
-    P = (q_ @ k_.transpose(-1, -2)) * _segment_decay(b_read, b, mask)  # (N, G, C, C)
+    P = (q_ @ k_.transpose(-1, -2)) * segment_decay(b_read, b, mask)  # (N, G, C, C)
     o_intra = P @ u  # (N, G, C, V)
     q_decayed = q_ * b_read.exp().float()[..., None]  # (N, G, C, K)
     # S_C = exp(b_C) S_0 + Σ_j exp(b_C − b_j) β_j k_j v_jᵀ
@@ -106,6 +87,4 @@ def linear_attention_chunked(
         starts.append(S)
         S = g_n * S + dS_n
     o = q_decayed @ torch.stack(starts) + o_intra  # (N, G, C, V)
-    # (N, B·H, C, V) -> (B, T, H, V)
-    o = o.view(N, B, H, C, V).permute(1, 0, 3, 2, 4).reshape(B, N * C, H, V)[:, :T]
-    return o.to(out_dtype), S.view(B, H, K, V)
+    return chunks.merge(o).to(out_dtype), S.view(B, H, K, V)
