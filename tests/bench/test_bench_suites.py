@@ -55,6 +55,19 @@ def test_recall_rejects_bad_settings(capsys):
     assert "mamba" in capsys.readouterr().err
 
 
+def test_recall_checks_every_setting_before_training(tmp_path, capsys, monkeypatch):
+    def no_training(*args, **kwargs):
+        raise AssertionError("a model was trained before a bad setting was caught")
+
+    monkeypatch.setattr(recall, "fit", no_training)
+    out = tmp_path / "r.json"
+    with pytest.raises(SystemExit):  # the fact-update setting comes last, and is refused
+        recall.main(["--models", "propagator", "--widths", "32", "--mqar", "32x4",
+                     "--vocab-size", "64", "--facts", "100,2", "--out", str(out)])
+    assert "num_facts" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_lm_quick_trains_the_three_families_alike(tmp_path):
     data = tmp_path / "corpus.txt"
     data.write_text("".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n"

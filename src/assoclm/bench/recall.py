@@ -80,9 +80,34 @@ def _fit_one(name: str, config: dict, train, test, args, label: str) -> dict:
     return row
 
 
+def plan(args: argparse.Namespace) -> tuple[dict, dict]:
+    """Every task setting and model config of the run, checked before any training starts,
+    so that a bad setting fails at once rather than after an hour of fits.
+
+    Returns ({(seq_len, pairs, width): configs}, fact-update configs or {}).
+    """
+    mqar_configs = {}
+    for seq_len, pairs in args.mqar:
+        mqar(1, seq_len, pairs, args.vocab_size, seed=args.seed)  # raises on a bad setting
+        for width in args.widths:
+            mqar_configs[(seq_len, pairs, width)] = matched_configs(
+                width, args.layers, args.vocab_size, seq_len, models=tuple(args.models),
+                **_memory_settings(args))
+    fact_configs = {}
+    if args.facts:
+        facts, updates = args.facts
+        probe = fact_update(1, num_facts=facts, num_updates=updates,
+                            vocab_size=args.vocab_size, num_filler=args.fact_filler)
+        fact_configs = matched_configs(args.fact_width, args.layers, args.vocab_size,
+                                       probe.inputs.shape[1], models=tuple(args.models),
+                                       **_memory_settings(args))
+    return mqar_configs, fact_configs
+
+
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     # taken first: the commit the run started from, before anything else changes
     prov = provenance("assoclm.cli", ["bench", "recall", *argv], args.device)
+    mqar_configs, fact_configs = plan(args)
     log = print if args.verbose else (lambda *a, **k: None)
     rows, fact_rows = [], []
     start = time.perf_counter()
@@ -90,9 +115,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         train = mqar(args.train_examples, seq_len, pairs, args.vocab_size, seed=args.seed)
         test = mqar(args.test_examples, seq_len, pairs, args.vocab_size, seed=args.seed + 1)
         for width in args.widths:
-            configs = matched_configs(width, args.layers, args.vocab_size, seq_len,
-                                      models=tuple(args.models), **_memory_settings(args))
-            for name, config in configs.items():
+            for name, config in mqar_configs[(seq_len, pairs, width)].items():
                 label = f"mqar N={seq_len} D={pairs} d={width} {name}"
                 row = _fit_one(name, config, train, test, args, label)
                 row.update({"task": "mqar", "seq_len": seq_len, "num_kv_pairs": pairs,
@@ -106,10 +129,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
                   num_filler=args.fact_filler)
         train = fact_update(args.train_examples, seed=args.seed, **kw)
         test = fact_update(args.test_examples, seed=args.seed + 1, **kw)
-        configs = matched_configs(args.fact_width, args.layers, args.vocab_size,
-                                  train.inputs.shape[1], models=tuple(args.models),
-                                  **_memory_settings(args))
-        for name, config in configs.items():
+        for name, config in fact_configs.items():
             label = f"fact update {facts} facts, {updates} updates, d={args.fact_width} {name}"
             row = _fit_one(name, config, train, test, args, label)
             row.update({"task": "fact_update", "num_facts": facts, "num_updates": updates,
