@@ -34,7 +34,7 @@ from assoclm.bench.common import (
     time_interleaved,
     write_result,
 )
-from assoclm.models import build_model
+from assoclm.models import TransformerConfig, build_model
 from assoclm.models.sizing import count_parameters
 from assoclm.train.presets import PRESETS, get_preset
 
@@ -44,9 +44,9 @@ LATENCY_TARGET = {"at": 1_048_576, "vs": 1024, "ratio": 1.1}
 RATIO_TARGET = {"at": 32768, "ratio": 5.0}
 
 
-def kv_bytes(config: dict, length: int, element_size: int = 4) -> int:
-    """Bytes of a full KV cache: keys and values for every layer and token."""
-    return 2 * length * config["num_layers"] * config["hidden_size"] * element_size
+def kv_bytes(config: dict, length: int) -> int:
+    """Bytes of a full float32 KV cache of the transformer `config` for `length` tokens."""
+    return TransformerConfig.from_dict(config).kv_cache_bytes(length)
 
 
 @torch.no_grad()

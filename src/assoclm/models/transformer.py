@@ -62,6 +62,10 @@ class TransformerConfig(Config):
     def head_dim(self) -> int:
         return self.hidden_size // self.num_heads
 
+    def kv_cache_bytes(self, tokens: int, element_size: int = 4) -> int:
+        """Bytes of a KV cache holding `tokens` tokens: keys and values of every layer."""
+        return 2 * tokens * self.num_layers * self.hidden_size * element_size
+
 
 class TransformerBlock(nn.Module):
     """Pre-norm attention and SwiGLU MLP, each on a residual branch. State: one KVCache."""

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from assoclm.models import MODELS, model_classes
 from assoclm.train.config import DATASET_MODES, PRECISIONS, TOKENIZERS, TrainConfig
 from assoclm.train.presets import PRESETS, get_preset
 
@@ -22,7 +23,6 @@ from assoclm.train.presets import PRESETS, get_preset
 MODEL_FLAGS = ("hidden_size", "num_layers", "memory_key_size", "memory_value_size",
                "memory_heads", "mlp", "mlp_multiplier", "write_rate", "forget_rate",
                "write_from", "chunk_size", "conv_size", "num_heads", "max_context")
-MODEL_CHOICES = ("propagator", "hebbian", "transformer")
 # TrainConfig fields a resumed run may change.
 RESUMABLE = ("max_steps", "max_tokens", "time_budget", "eval_every", "eval_tokens",
              "eval_probes", "checkpoint_every", "keep_checkpoints", "device")
@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=s,
     )
     run = p.add_argument_group("run")
-    run.add_argument("--model", choices=MODEL_CHOICES,
+    run.add_argument("--model", choices=sorted(MODELS),
                      help="propagator (default; delta-rule memory), hebbian (the same block "
                           "with additive writes) or transformer (RoPE, SwiGLU, KV cache)")
     run.add_argument("--preset", choices=sorted(PRESETS),
@@ -150,8 +150,6 @@ def configs_from_flags(flags: dict[str, Any]) -> tuple[dict[str, Any], TrainConf
 
 def check_model_flags(name: str, model_flags: dict[str, Any]) -> None:
     """Every model flag given must be a setting of the chosen model family."""
-    from assoclm.models import model_classes
-
     config_cls, _ = model_classes(name)
     fields = {f.name for f in dataclasses.fields(config_cls)}
     foreign = [f"--{k.replace('_', '-')}" for k in model_flags if k not in fields]
@@ -266,9 +264,8 @@ def describe_state(model) -> str:
     if isinstance(state, MemoryState):
         return f"memory state: {state.nbytes:,} bytes per sequence, whatever its length"
     c = model.config
-    per_token = 2 * c.num_layers * c.hidden_size * 4
-    return (f"KV cache: {per_token:,} bytes per token of context, up to {c.max_context:,} "
-            f"tokens ({per_token * c.max_context:,} bytes)")
+    return (f"KV cache: {c.kv_cache_bytes(1):,} bytes per token of context, up to "
+            f"{c.max_context:,} tokens ({c.kv_cache_bytes(c.max_context):,} bytes)")
 
 
 SAMPLING = {"temperature": 0.8, "top_k": 50, "top_p": 0.95}
