@@ -93,8 +93,9 @@ def test_lm_quick_trains_the_three_families_alike(tmp_path):
 
 def test_train_speed_quick_ratios_are_against_the_transformer(tmp_path):
     out = tmp_path / "speed.json"
-    speed.main(["--quick", "--out", str(out)])
+    speed.main(["--quick", "--seq-lens", "16,32", "--repeats", "3", "--out", str(out)])
     result = _load(out)
+    assert result["config"]["repeats"] == 3  # a flag given wins over --quick's value
     assert [r["seq_len"] for r in result["rows"]] == [16, 32]
     for r in result["rows"]:
         assert r["vs_transformer"]["transformer"] == 1.0

@@ -157,3 +157,19 @@ def write_result(result: dict, out: str | Path, plot: Callable[[dict, Path], Non
         plot(result, path.with_suffix(".png"))
         print(f"wrote {path.with_suffix('.png')}")
     return path
+
+
+def apply_quick(args: argparse.Namespace, argv: list[str], **values) -> None:
+    """Set the --quick values, except for flags the user gave: they win."""
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    for name, value in values.items():
+        if "--" + name.replace("_", "-") not in given:
+            setattr(args, name, value)
+
+
+def require_positive(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                     names: tuple[str, ...]) -> None:
+    """parser.error naming the first of `names` that is below 1."""
+    for name in names:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1; got {getattr(args, name)}")

@@ -27,9 +27,11 @@ import time
 import torch
 
 from assoclm.bench.common import (
+    apply_quick,
     int_list,
     median,
     provenance,
+    require_positive,
     save_figure_atomic,
     time_interleaved,
     write_result,
@@ -289,13 +291,11 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
-        args.preset, args.contexts, args.ttft_lens, args.vocab_size = "tiny", [64, 256], [64], 64
-        args.transformer_max_context, args.prefill_chunk = 256, 64
-        args.repeats, args.warmup, args.ttft_repeats = 3, 1, 1
-    for name in ("vocab_size", "prefill_chunk", "repeats", "ttft_repeats",
-                 "transformer_max_context"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+        apply_quick(args, argv, preset="tiny", contexts=[64, 256], ttft_lens=[64],
+                    vocab_size=64, transformer_max_context=256, prefill_chunk=64, repeats=3,
+                    warmup=1, ttft_repeats=1)
+    require_positive(parser, args, ("vocab_size", "prefill_chunk", "repeats", "ttft_repeats",
+                                    "transformer_max_context"))
     try:
         result = run(args, argv)
     except ValueError as exc:

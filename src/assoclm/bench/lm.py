@@ -21,8 +21,10 @@ import time
 from pathlib import Path
 
 from assoclm.bench.common import (
+    apply_quick,
     name_list,
     provenance,
+    require_positive,
     save_figure_atomic,
     write_result,
 )
@@ -160,9 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
-        args.preset, args.tokens, args.eval_tokens = "tiny", 2048, 1024
-    if args.tokens < 1 or args.eval_tokens < 1:
-        parser.error("--tokens and --eval-tokens must be >= 1")
+        apply_quick(args, argv, preset="tiny", tokens=2048, eval_tokens=1024)
+    require_positive(parser, args, ("tokens", "eval_tokens"))
     from assoclm.data import DataError
     from assoclm.train.loop import TrainError
 

@@ -25,9 +25,11 @@ import time
 import torch
 
 from assoclm.bench.common import (
+    apply_quick,
     int_list,
     name_list,
     provenance,
+    require_positive,
     save_figure_atomic,
     write_result,
 )
@@ -256,13 +258,11 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
-        args.widths, args.mqar, args.facts, args.fact_filler = [32], [(32, 4)], [4, 2], 4
-        args.fact_width, args.vocab_size, args.steps, args.batch = 32, 64, 20, 16
-        args.eval_every, args.warmup, args.train_examples, args.test_examples = 10, 5, 256, 32
-    for name in ("steps", "batch", "eval_every", "train_examples", "test_examples", "layers",
-                 "vocab_size", "fact_width"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+        apply_quick(args, argv, widths=[32], mqar=[(32, 4)], facts=[4, 2], fact_filler=4,
+                    fact_width=32, vocab_size=64, steps=20, batch=16, eval_every=10, warmup=5,
+                    train_examples=256, test_examples=32)
+    require_positive(parser, args, ("steps", "batch", "eval_every", "train_examples",
+                                    "test_examples", "layers", "vocab_size", "fact_width"))
     if args.facts and len(args.facts) != 2:
         parser.error("--facts takes FACTS,UPDATES (two integers)")
     try:

@@ -20,9 +20,11 @@ import time
 import torch
 
 from assoclm.bench.common import (
+    apply_quick,
     int_list,
     median,
     provenance,
+    require_positive,
     save_figure_atomic,
     time_interleaved,
     write_result,
@@ -172,11 +174,9 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
-        args.preset, args.seq_lens, args.vocab_size = "tiny", [16, 32], 64
-        args.repeats, args.warmup = 2, 0
-    for name in ("batch", "vocab_size", "repeats"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+        apply_quick(args, argv, preset="tiny", seq_lens=[16, 32], vocab_size=64, repeats=2,
+                    warmup=0)
+    require_positive(parser, args, ("batch", "vocab_size", "repeats"))
     try:
         result = run(args, argv)
     except ValueError as exc:

@@ -17,8 +17,10 @@ import sys
 import torch
 
 from assoclm.bench.common import (
+    apply_quick,
     median,
     provenance,
+    require_positive,
     save_figure_atomic,
     time_interleaved,
     write_result,
@@ -129,11 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.quick:
-        args.preset, args.vocab_size, args.batch, args.seq_len = "tiny", 300, 2, 32
-        args.repeats, args.warmup = 2, 0
-    for name in ("batch", "seq_len", "repeats", "vocab_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+        apply_quick(args, argv, preset="tiny", vocab_size=300, batch=2, seq_len=32, repeats=2,
+                    warmup=0)
+    require_positive(parser, args, ("batch", "seq_len", "repeats", "vocab_size"))
     try:
         get_preset(args.preset)
     except ValueError as exc:
