@@ -65,3 +65,25 @@ def run_with_grads(fn, inputs: dict, read: str, seed: int = 1, forward_context=N
     out = {"o": o.detach(), "final_state": S.detach()}
     out.update({f"d{n}": t.grad for n, t in leaves.items() if t is not None})
     return out
+
+
+@torch.no_grad()
+def assert_streaming_equivalence(model, tokens: torch.Tensor, cuts: list[int], tol: float,
+                                 name: str = "") -> tuple:
+    """A model's logits for ``tokens`` [B, T] read at once, in the pieces between ``cuts``
+    (state carried), and token by token with ``step`` must agree to ``tol``.
+
+    Returns the three final states (whole, pieces, steps) for the caller to compare.
+    """
+    full, s_full = model(tokens)
+    state, parts = None, []
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        logits, state = model(tokens[:, lo:hi], state)
+        parts.append(logits)
+    s_step, steps = None, []
+    for t in range(tokens.shape[1]):
+        logits, s_step = model.step(tokens[:, t], s_step)
+        steps.append(logits)
+    assert_rel_close(torch.cat(parts, 1), full, tol, f"{name}: chunked logits")
+    assert_rel_close(torch.stack(steps, 1), full, tol, f"{name}: step logits")
+    return s_full, state, s_step

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from assoclm.models import MemoryState, PropagatorConfig, PropagatorLM
-from assoclm.testing import assert_rel_close
+from assoclm.testing import assert_rel_close, assert_streaming_equivalence
 
 TOL32 = 1e-5
 MODES = ["input", "output"]
@@ -37,22 +37,8 @@ def tokens(B=3, T=37, vocab=50, seed=0) -> torch.Tensor:
 @pytest.mark.parametrize("mlp", ["swiglu", "silu"])
 def test_streaming_equivalence_full_chunks_steps(write_from, conv_size, mlp):
     model = tiny(write_from, mlp=mlp, conv_size=conv_size)
-    x = tokens()
-    with torch.no_grad():
-        full, s_full = model(x)
-        # random chunks with the state carried
-        cuts = [0, 1, 9, 10, 26, 37]
-        state, parts = None, []
-        for lo, hi in zip(cuts[:-1], cuts[1:]):
-            logits, state = model(x[:, lo:hi], state)
-            parts.append(logits)
-        # token by token
-        s_step, steps = None, []
-        for t in range(x.shape[1]):
-            logits, s_step = model.step(x[:, t], s_step)
-            steps.append(logits)
-    assert_rel_close(torch.cat(parts, 1), full, TOL32, f"{write_from}: chunked logits")
-    assert_rel_close(torch.stack(steps, 1), full, TOL32, f"{write_from}: step logits")
+    s_full, state, s_step = assert_streaming_equivalence(model, tokens(), [0, 1, 9, 10, 26, 37],
+                                                         TOL32, write_from)
     for i, (a, b, c) in enumerate(zip(state.memories, s_step.memories, s_full.memories)):
         assert_rel_close(a, c, TOL32, f"{write_from}: chunked memory of layer {i}")
         assert_rel_close(b, c, TOL32, f"{write_from}: step memory of layer {i}")
