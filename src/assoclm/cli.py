@@ -11,6 +11,7 @@ COMMANDS = {
     "eval": ("assoclm.duplex.cli", "score a checkpoint (--task duplex)"),
     "chat": ("assoclm.duplex.chat", "full-duplex chat in the terminal"),
     "bench": ("assoclm.bench", "run a benchmark suite"),
+    "eam": ("assoclm.train.eam", "train EAM (equilibrium Hopfield, MaskGIT) on copy/reverse/sort"),
 }
 
 BENCH_SUITES = {
@@ -20,6 +21,7 @@ BENCH_SUITES = {
     "train-speed": "assoclm.bench.speed",
     "decode": "assoclm.bench.decode",
     "train": "assoclm.bench.train",
+    "eam": "assoclm.bench.eam",
     "all": "assoclm.bench.suite",
     "report": "assoclm.bench.report",
 }
