@@ -6,6 +6,12 @@ are rotated, in each plane (x_i, x_{i + Dh/2}) for i < Dh/2, by the angle m·θ_
 θ_i = base^(−2i/Dh). A rotated query·key product then depends only on the distance between
 the two tokens, so positions can be absolute token counts shared by all lanes of a batch.
 
+Grouped-query attention (GQA; Ainslie et al. 2023, arXiv 2305.13245): with ``num_kv_heads``
+< ``num_heads``, each key/value head serves ``num_heads / num_kv_heads`` query heads. The
+cache stores only the key/value heads; SDPA shares them among the query heads
+(``enable_gqa``). QK-norm (Dehghani et al. 2023, arXiv 2302.05442; as in OLMo 2 and Qwen3):
+an RMSNorm over each head's query and key, before RoPE, bounds the attention logits.
+
 Masking: the query at absolute position i of lane b attends to keys j with j <= i,
 i − j < window (a sliding window that includes the query itself) and j >= start[b] (the
 lane's last reset). Attention runs through ``F.scaled_dot_product_attention``: with no mask
@@ -76,21 +82,36 @@ class CausalSelfAttention(nn.Module):
 
     forward(x [B, T, D], cache) -> (y [B, T, D], cache)
     step(x [B, D], cache) -> (y [B, D], cache)
+
+    num_kv_heads: key/value heads (GQA), a divisor of num_heads; None = num_heads. The cache
+    holds [B, num_kv_heads, N, Dh]. qk_norm: RMSNorm (eps ``norm_eps``) over each head's
+    query and key before RoPE. With the defaults the parameters are exactly ``qkv`` [3D, D]
+    and ``out`` [D, D].
     """
 
-    def __init__(self, dim: int, num_heads: int, window: int, rope_base: float = 10000.0):
+    def __init__(self, dim: int, num_heads: int, window: int, rope_base: float = 10000.0,
+                 num_kv_heads: int | None = None, qk_norm: bool = False,
+                 norm_eps: float = 1e-6):
         super().__init__()
         if dim % num_heads or (dim // num_heads) % 2:
             raise ValueError(f"attention dim {dim} must split into {num_heads} heads of an "
                              f"even size (RoPE rotates pairs)")
         if window < 1:
             raise ValueError(f"attention window must be >= 1; got {window}")
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_kv_heads < 1 or num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads must be a divisor of num_heads={num_heads}; "
+                             f"got {num_kv_heads}")
         self.num_heads = num_heads
+        self.num_kv_heads = num_kv_heads
         self.head_dim = dim // num_heads
         self.window = window
         self.rope_base = rope_base
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        # rows [q | k | v]: D query channels, then Hkv·Dh key and Hkv·Dh value channels
+        self.qkv = nn.Linear(dim, dim + 2 * num_kv_heads * self.head_dim, bias=False)
         self.out = nn.Linear(dim, dim, bias=False)
+        self.q_norm = nn.RMSNorm(self.head_dim, eps=norm_eps) if qk_norm else None
+        self.k_norm = nn.RMSNorm(self.head_dim, eps=norm_eps) if qk_norm else None
 
     def rotary(self, first_position: int, num_tokens: int, device=None
                ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,16 +128,20 @@ class CausalSelfAttention(nn.Module):
         them in so that its layers share one computation.
         """
         B, T, D = x.shape
-        H, Dh = self.num_heads, self.head_dim
-        # (B, T, 3·D) -> 3 × (B, H, T, Dh)
-        q, k, v = self.qkv(x).view(B, T, 3, H, Dh).permute(2, 0, 3, 1, 4).unbind(0)
+        H, Hkv, Dh = self.num_heads, self.num_kv_heads, self.head_dim
+        # (B, T, (H + 2·Hkv)·Dh) -> (B, H + 2·Hkv, T, Dh) -> q (B, H, T, Dh), k, v (B, Hkv, T, Dh)
+        q, k, v = self.qkv(x).view(B, T, H + 2 * Hkv, Dh).transpose(1, 2).split(
+            (H, Hkv, Hkv), dim=1)
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         cos, sin = self.rotary(cache.tokens_seen, T, x.device) if rope is None else rope
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         num_past, first_position = cache.length, cache.first_position
         cache, keys, values = cache.append(k, v, keep=self.window - 1)
         mask, is_causal = attention_mask(T, num_past, self.window, first_position,
                                          cache.start, cache.start_max)
-        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=is_causal)
+        y = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, is_causal=is_causal,
+                                           enable_gqa=Hkv != H)
         return self.out(y.transpose(1, 2).reshape(B, T, D)), cache
 
     def step(self, x: torch.Tensor, cache: KVCache,

@@ -14,6 +14,7 @@ from torch import nn
 from assoclm.config import Config
 from assoclm.models.kv_cache import KVCacheState
 from assoclm.models.propagator import HebbianConfig, PropagatorConfig, PropagatorLM
+from assoclm.models.recurrent_depth import RecurrentDepthConfig, RecurrentDepthLM
 from assoclm.models.state import MemoryState
 from assoclm.models.transformer import TransformerConfig, TransformerLM
 
@@ -23,6 +24,8 @@ MODELS: dict[str, tuple[type[Config], type[nn.Module]]] = {
     "hebbian": (HebbianConfig, PropagatorLM),
     # the baseline: RoPE, SwiGLU, causal SDPA; its state is a KV cache
     "transformer": (TransformerConfig, TransformerLM),
+    # one weight-tied block iterated a depth chosen at test time (Geiping et al. 2025)
+    "recurrent_depth": (RecurrentDepthConfig, RecurrentDepthLM),
 }
 
 
@@ -43,4 +46,5 @@ def build_model(name: str, config: dict[str, Any] | Config) -> nn.Module:
 
 
 __all__ = ["MODELS", "HebbianConfig", "KVCacheState", "MemoryState", "PropagatorConfig",
-           "PropagatorLM", "TransformerConfig", "TransformerLM", "build_model", "model_classes"]
+           "PropagatorLM", "RecurrentDepthConfig", "RecurrentDepthLM", "TransformerConfig",
+           "TransformerLM", "build_model", "model_classes"]
