@@ -16,7 +16,7 @@ from assoclm.train.eam import EAMRun, examples
 
 def tiny(**overrides) -> EAMConfig:
     base = dict(vocab_size=11, max_len=10, hidden=32, num_heads=2, mlp_multiplier=2.0,
-                solver_steps=6, tol=0.0)
+                solver_steps=6, tol=0.0, damping=0.0)
     return EAMConfig(**{**base, **overrides})
 
 
@@ -148,7 +148,7 @@ def test_decode_learns_copy():
     torch.manual_seed(0)
     run = EAMRun(task="copy", length=4, num_digits=4)
     model = EAMModel(EAMConfig(vocab_size=5, max_len=run.seq_len, hidden=32, num_heads=2,
-                               mlp_multiplier=2.0, solver_steps=6, tol=0.0))
+                               mlp_multiplier=2.0, solver_steps=6, tol=0.0, damping=0.0))
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     rng, g = np.random.default_rng(0), torch.Generator().manual_seed(0)
     for _ in range(400):

@@ -11,7 +11,8 @@ from assoclm.train.eam import load_eam, main
 from tests.test_cli import run as run_cli
 
 TINY = ["--task", "copy", "--length", "4", "--num-digits", "4", "--dim", "32", "--heads", "2",
-        "--mlp-multiplier", "2", "--solver-steps", "6", "--tol", "0", "--steps", "400",
+        "--mlp-multiplier", "2", "--solver-steps", "6", "--tol", "0", "--damping", "0",
+        "--lr", "3e-3", "--steps", "400",
         "--eval-every", "200", "--eval-examples", "200", "--device", "cpu"]
 
 

@@ -190,7 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=int, default=m.hidden)
     p.add_argument("--heads", type=int, default=m.num_heads)
     p.add_argument("--solver-steps", type=int, default=m.solver_steps)
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
+    # evaluation decodes every held-out example: rarely, so the budget goes to training
+    p.add_argument("--eval-every", type=int, default=1000, help="default 1000")
     p.add_argument("--eval-examples", type=int, default=d.eval_examples)
     p.add_argument("--depths", type=int_list, default=[8, 16, 32],
                    help="solver depths for the memory measurement (default 8,16,32)")

@@ -63,7 +63,7 @@ class EAMConfig(Config):
     binding: str = "hrr"
     solver_steps: int = 12
     tol: float = 1e-3
-    damping: float = 0.0
+    damping: float = 0.5
     anderson: int = 0
     grad_tail: int = 1
     backward: str = "jfb"

@@ -48,9 +48,9 @@ class EAMRun(Config):
     task: str = "sort"
     length: int = 8
     num_digits: int = 10
-    steps: int = 4000
+    steps: int = 6000
     batch: int = 64
-    lr: float = 3e-3
+    lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: int = 100
     eval_every: int = 250
