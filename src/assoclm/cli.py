@@ -22,6 +22,7 @@ BENCH_SUITES = {
     "decode": "assoclm.bench.decode",
     "train": "assoclm.bench.train",
     "eam": "assoclm.bench.eam",
+    "depth": "assoclm.bench.depth",
     "all": "assoclm.bench.suite",
     "report": "assoclm.bench.report",
 }

@@ -17,8 +17,10 @@ import re
 import sys
 from pathlib import Path
 
+from assoclm.bench.depth import render_depth_dial, render_depth_drift, render_depth_ood
+
 RESULTS_DIR = Path("benchmarks/results")
-PAGES = ("README.md", "docs/RESULTS.md")
+PAGES = ("README.md", "docs/RESULTS.md", "docs/EAM.md")
 SECTION = re.compile(
     r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)",
     re.DOTALL,
@@ -259,9 +261,41 @@ def render_decode(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_eam(result: dict) -> str:
+    sort, cfg = result["sort"], result["config"]
+    model, run = cfg["model"], cfg["run"]
+    lines = ["| test-time solver steps | sequence accuracy | token accuracy | final residual |",
+             "|---|---|---|---|"]
+    for r in result["depth_dial"]:
+        trained = " (trained)" if r["solver_steps"] == model["solver_steps"] else ""
+        lines.append(f"| {r['solver_steps']}{trained} | {100 * r['sequence_accuracy']:.1f} % | "
+                     f"{100 * r['token_accuracy']:.1f} % | {r['final_residual']:.3g} |")
+    lines += ["", f"Sort, length {run['length']}: {sort['parameters']:,} parameters (dim "
+                  f"{model['hidden']}, {model['num_heads']} heads, {model['solver_steps']} "
+                  f"solver steps, grad tail {model['grad_tail']}, binding {model['binding']}), "
+                  f"{sort['steps']:,} steps of batch {run['batch']} in {sort['elapsed_s']:.0f} s; "
+                  f"{run['eval_examples']} held-out examples decoded in "
+                  f"{run['decode_steps'] or run['length']} parallel rounds. "
+                  f"{_machine_line(result['provenance'])}.", "",
+              "| solver steps | grad tail | peak tensor memory, one training step | "
+              "saved for backward |", "|---|---|---|---|"]
+    for r in result["memory"]:
+        lines.append(f"| {r['solver_steps']} | {r['grad_tail']} | "
+                     f"{r['peak_bytes'] / 2**20:.2f} MiB | "
+                     f"{r['saved_for_backward_bytes'] / 2**20:.2f} MiB |")
+    lines += ["", f"Batch {cfg['memory_batch']}; parameters "
+                  f"({result['memory'][0]['parameter_bytes'] / 2**20:.2f} MiB) not included."]
+    targets = _targets_lines(result)
+    if targets:
+        lines += [""] + targets
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train_run,
              "duplex-eval": render_duplex_eval, "recall": render_recall, "lm": render_lm,
-             "train-speed": render_train_speed, "decode": render_decode}
+             "train-speed": render_train_speed, "decode": render_decode, "eam": render_eam,
+             "depth-dial": render_depth_dial, "depth-ood": render_depth_ood,
+             "depth-drift": render_depth_drift}
 
 
 def stated_targets(result: dict) -> list[dict]:
