@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from assoclm.bench.memory import saved_for_backward_bytes
 from assoclm.models.eam import EAMConfig, EAMModel
 from assoclm.ops.hrr import unbind
 from assoclm.ops.maskgit import training_mask
@@ -87,16 +88,7 @@ def test_solver_steps_override_sets_the_depth():
 
 
 def _saved_bytes(model: EAMModel, tokens: torch.Tensor) -> int:
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        logits, _ = model(tokens)
-    return total
+    return saved_for_backward_bytes(lambda: model(tokens))
 
 
 def test_grad_tail_one_keeps_training_memory_flat_in_solver_depth():

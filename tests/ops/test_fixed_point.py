@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from assoclm.bench.memory import saved_for_backward_bytes
 from assoclm.ops.fixed_point import fixed_point
 from assoclm.testing import assert_rel_close
 
@@ -136,17 +137,8 @@ def test_backprop_through_every_step_equals_unrolled_iteration():
 
 def _saved_bytes(steps: int, grad_tail: int) -> int:
     W, U, b, x = contractive_problem(B=8, n=64, dtype=torch.float32)
-    total = 0
-
-    def pack(t):
-        nonlocal total
-        total += t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fixed_point(make_f(W, U, b, x), torch.zeros_like(x), max_steps=steps, tol=0.0,
-                    grad_tail=grad_tail)
-    return total
+    return saved_for_backward_bytes(lambda: fixed_point(
+        make_f(W, U, b, x), torch.zeros_like(x), max_steps=steps, tol=0.0, grad_tail=grad_tail))
 
 
 def test_jfb_memory_does_not_grow_with_solver_depth():
