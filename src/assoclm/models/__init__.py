@@ -13,6 +13,7 @@ from torch import nn
 
 from assoclm.config import Config
 from assoclm.models.kv_cache import KVCacheState
+from assoclm.models.positronic import PositronicConfig, PositronicLM, PositronicState
 from assoclm.models.propagator import HebbianConfig, PropagatorConfig, PropagatorLM
 from assoclm.models.recurrent_depth import RecurrentDepthConfig, RecurrentDepthLM
 from assoclm.models.state import MemoryState
@@ -24,6 +25,8 @@ MODELS: dict[str, tuple[type[Config], type[nn.Module]]] = {
     "hebbian": (HebbianConfig, PropagatorLM),
     # the baseline: RoPE, SwiGLU, causal SDPA; its state is a KV cache
     "transformer": (TransformerConfig, TransformerLM),
+    # attention plus Kuramoto-oscillator channel mixers (QuazimotoBlock), MTP draft heads
+    "positronic": (PositronicConfig, PositronicLM),
     # one weight-tied block iterated a depth chosen at test time (Geiping et al. 2025)
     "recurrent_depth": (RecurrentDepthConfig, RecurrentDepthLM),
 }
@@ -45,6 +48,7 @@ def build_model(name: str, config: dict[str, Any] | Config) -> nn.Module:
     return model_cls(config)
 
 
-__all__ = ["MODELS", "HebbianConfig", "KVCacheState", "MemoryState", "PropagatorConfig",
+__all__ = ["MODELS", "HebbianConfig", "KVCacheState", "MemoryState", "PositronicConfig",
+           "PositronicLM", "PositronicState", "PropagatorConfig",
            "PropagatorLM", "RecurrentDepthConfig", "RecurrentDepthLM", "TransformerConfig",
            "TransformerLM", "build_model", "model_classes"]

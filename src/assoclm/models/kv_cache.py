@@ -196,6 +196,16 @@ class KVCache:
         return KVCache(self.storage, self.begin + drop, self.length - drop, self.tokens_seen,
                        start, start_max)
 
+    def rewound(self, drop: int) -> KVCache:
+        """The cache without its ``drop`` newest entries; see :meth:`KVCacheState.rewind`."""
+        s = self.storage
+        if self.begin + self.length == s.filled:
+            s.filled -= drop
+        seen = self.tokens_seen - drop
+        # a lane reset among the dropped tokens restarts at the new end instead
+        return KVCache(s, self.begin, self.length - drop, seen, self.start.clamp(max=seen),
+                       min(self.start_max, seen))
+
     def detach(self) -> KVCache:
         s = self.storage
         if not (s.keys.requires_grad or s.values.requires_grad):
@@ -279,6 +289,21 @@ class KVCacheState:
     def nbytes(self) -> int:
         """Bytes of the retained keys and values (not the free slots of the storage)."""
         return sum(c.nbytes for c in self.layers)
+
+    def rewind(self, drop: int) -> KVCacheState:
+        """This state without its ``drop`` newest tokens (speculative decoding's rollback).
+
+        It **consumes** ``self``: the rewound caches reuse the storage and the next append
+        overwrites the dropped slots in place, so the longer state must not be used
+        afterwards. Only a cache that has never slid its window can be rewound (the tokens
+        the window dropped are gone); otherwise a ValueError.
+        """
+        if not isinstance(drop, int) or not 0 <= drop <= self.length:
+            raise ValueError(f"drop must be an integer in [0, {self.length}]; got {drop!r}")
+        if self.layers[0].first_position > 0:
+            raise ValueError("cannot rewind a KV cache whose sliding window has dropped tokens; "
+                             "keep the context within the attention window")
+        return KVCacheState(tuple(c.rewound(drop) for c in self.layers))
 
     def detach(self) -> KVCacheState:
         return KVCacheState(tuple(c.detach() for c in self.layers))

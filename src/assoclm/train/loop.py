@@ -325,10 +325,16 @@ class Trainer:
             if self.memory is None:
                 self.memory = self.model.init_state(c.batch_size, self.device)
             state = self.memory.reset(batch.reset)
+        parts: dict[str, float] = {}
         with self.autocast:
-            logits, new_state = self.model(batch.inputs, state)
-        n = batch.loss_mask.sum().clamp(min=1)
-        loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask).sum() / n
+            if hasattr(self.model, "training_loss"):
+                # a model with auxiliary objectives (z-loss, draft heads, ...) owns its loss
+                loss, parts, _, new_state = self.model.training_loss(
+                    batch.inputs, batch.targets, batch.loss_mask, state)
+            else:
+                logits, new_state = self.model(batch.inputs, state)
+                n = batch.loss_mask.sum().clamp(min=1)
+                loss = masked_cross_entropy(logits, batch.targets, batch.loss_mask).sum() / n
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
@@ -338,7 +344,13 @@ class Trainer:
         if c.streaming:
             self.memory = new_state.detach()
         self.step += 1
-        return {"loss": float(loss.detach()), "lr": lr, "grad_norm": float(grad_norm)}
+        # "loss" stays the next-token cross entropy, comparable across models
+        record = {"loss": parts.get("ce", float(loss.detach())), "lr": lr,
+                  "grad_norm": float(grad_norm)}
+        if parts:
+            record["loss_total"] = float(loss.detach())
+            record.update({f"loss_{k}": v for k, v in parts.items() if k != "ce"})
+        return record
 
     def evaluate(self) -> dict[str, Any]:
         c = self.config

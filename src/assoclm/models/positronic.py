@@ -1,0 +1,452 @@
+"""Positronic: a transformer whose every MLP is a QuazimotoBlock of Kuramoto oscillators.
+
+Built from the model card's description (the original is a 144M-parameter model); any size.
+Per layer:
+
+    x = x + Attention(RMSNorm(x))       GQA, partial RoPE, QK-norm, MLA-style low-rank q/out
+    x = x + QuazimotoBlock(x)           coupled phase oscillators on concentric rings
+
+then an optional trait stack (HRM refinement, a routed MoE; both no-ops at initialisation),
+a final RMSNorm and the LM head tied to the embedding with a learned logit scale:
+``logits = s · RMSNorm(x) Eᵀ``. No biases anywhere.
+
+Training loss (:meth:`PositronicLM.training_loss`): next-token cross entropy, plus the
+z-loss ``z_loss · mean(logsumexp(logits)²)`` (PaLM, Chowdhery et al. 2022) that keeps the
+softmax normaliser near 1, plus, with ``mtp_heads = k > 0``, the multi-token-prediction loss
+of k draft heads (head j predicts the token j + 1 places after the next one), plus the
+auxiliary losses of the enabled traits.
+
+Draft heads and self-speculative decoding (Medusa, Cai et al. 2024, arXiv 2401.10774; the
+main head is the verifier, as in Stern et al. 2018 "Blockwise Parallel Decoding"): head j is a
+residual SiLU block ``h + W_j silu(h)`` on the final hidden state, read through the same tied
+LM head. :meth:`PositronicLM.speculative_generate` drafts k tokens from the heads, feeds the
+main head's next token and the k drafts through the KV cache in one forward, keeps the longest
+prefix of drafts the main head agrees with (plus the main head's own next token), and rewinds
+the cache over the rejected drafts. The output is the greedy output.
+
+State: :class:`PositronicState`, the KV cache plus the named per-lane tensors of stateful
+traits (``extras``), explicit and serialisable like every other state in assoclm.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from assoclm.config import Config, check_float, check_int
+from assoclm.layers.attention import LowRankAttention
+from assoclm.layers.quazimoto import QuazimotoBlock
+from assoclm.models.base import TokenLM
+from assoclm.models.kv_cache import KVCacheState
+from assoclm.ops.kuramoto import DEFAULT_RING_SIZES, check_ring_sizes
+
+# the traits, each off by default and a no-op at initialisation
+POST_STACK_TRAITS = ("hrm", "moe", "jepa")
+RING_TRAITS = ("fractal_seed", "interstitial", "controllers", "specialists")
+TRAITS = POST_STACK_TRAITS + RING_TRAITS
+
+
+@dataclass
+class PositronicConfig(Config):
+    """Defaults: a small CPU-sized Positronic (the original: hidden 768, 12 query heads over 4
+    KV heads). ``rope_fraction`` of each head is rotated (the rest carries no position);
+    ``attn_rank`` is the rank of the low-rank query and output projections (None = full)."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 8
+    num_kv_heads: int = 4
+    rope_fraction: float = 0.5
+    attn_rank: int | None = 128
+    rope_base: float = 10000.0
+    max_context: int = 2048
+    ring_sizes: Sequence[int] = DEFAULT_RING_SIZES
+    osc_steps: int = 4
+    osc_dt: float = 0.5
+    center_omega: float = 0.1
+    osc_expansion: float = 3.0
+    osc_gate_init: float = 0.9
+    osc_clamp: float = 10.0
+    z_loss: float = 1e-4
+    mtp_heads: int = 4
+    mtp_weight: float = 0.3
+    norm_eps: float = 1e-6
+    init_std: float = 0.02
+    # traits (each off unless named in ``traits``) and their sizes
+    traits: Sequence[str] = ()
+    hrm_steps: int = 3
+    moe_experts: int = 4
+    moe_top_k: int = 2
+    moe_weight: float = 0.01
+    jepa_ahead: int = 2
+    jepa_weight: float = 0.1
+    interstitial_window: int = 32
+    ngram_buckets: int = 1024
+    controller_dim: int = 16
+    specialist_experts: int = 4
+    specialist_top_k: int = 2
+    specialist_dim: int = 16
+    freeze_memories: bool = False
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for f in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
+                  "max_context", "hrm_steps", "moe_experts", "moe_top_k", "jepa_ahead",
+                  "interstitial_window", "ngram_buckets", "controller_dim",
+                  "specialist_experts", "specialist_top_k", "specialist_dim"):
+            check_int(name, f, getattr(self, f))
+        for f in ("osc_steps", "mtp_heads"):
+            check_int(name, f, getattr(self, f), 0)
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"{name}.hidden_size={self.hidden_size} must be divisible by "
+                             f"num_heads={self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"{name}.num_kv_heads={self.num_kv_heads} must divide "
+                             f"num_heads={self.num_heads}")
+        if self.moe_top_k > self.moe_experts or self.specialist_top_k > self.specialist_experts:
+            raise ValueError(f"{name}: moe_top_k and specialist_top_k must not exceed the "
+                             f"number of experts")
+        check_float(name, "rope_fraction", self.rope_fraction, 0, 1, low_open=True)
+        if self.rope_dim % 2 or self.rope_dim == 0:
+            raise ValueError(f"{name}: rope_fraction · head_dim = {self.rope_dim} must be a "
+                             f"positive even number (head_dim {self.head_dim})")
+        if self.attn_rank is not None:
+            check_int(name, "attn_rank", self.attn_rank)
+        self.ring_sizes = check_ring_sizes(self.ring_sizes)
+        check_float(name, "rope_base", self.rope_base, 1, math.inf, low_open=True,
+                    high_open=True)
+        check_float(name, "osc_dt", self.osc_dt, 0, 10, low_open=True)
+        check_float(name, "center_omega", self.center_omega, -100, 100)
+        check_float(name, "osc_expansion", self.osc_expansion, 0, 64, low_open=True)
+        check_float(name, "osc_gate_init", self.osc_gate_init, 0, 1, True, True)
+        check_float(name, "osc_clamp", self.osc_clamp, 0, math.inf, True, True)
+        for f in ("z_loss", "mtp_weight", "moe_weight", "jepa_weight"):
+            check_float(name, f, getattr(self, f), 0, math.inf, high_open=True)
+        check_float(name, "norm_eps", self.norm_eps, 0, 1, low_open=True)
+        check_float(name, "init_std", self.init_std, 0, 1, low_open=True)
+        self.traits = tuple(self.traits)
+        unknown = sorted(set(self.traits) - set(TRAITS))
+        if unknown or len(set(self.traits)) != len(self.traits):
+            raise ValueError(f"{name}.traits must be distinct names from {TRAITS}; "
+                             f"got {list(self.traits)}")
+        if not isinstance(self.freeze_memories, bool):
+            raise ValueError(f"{name}.freeze_memories must be true or false")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def rope_dim(self) -> int:
+        return int(round(self.rope_fraction * self.head_dim))
+
+    @property
+    def num_oscillators(self) -> int:
+        return sum(self.ring_sizes)
+
+    def has(self, trait: str) -> bool:
+        return trait in self.traits
+
+    def kv_cache_bytes(self, tokens: int, element_size: int = 4) -> int:
+        """Bytes of a KV cache holding `tokens` tokens: the KV heads of every layer."""
+        return 2 * tokens * self.num_layers * self.num_kv_heads * self.head_dim * element_size
+
+
+@dataclass(frozen=True, eq=False)
+class PositronicState:
+    """The KV cache and, for stateful traits, named per-lane tensors (batch first; a zero
+    tensor is the empty state, so a lane reset zeroes them). Immutable: methods return new
+    states; ``extras`` is never changed in place."""
+
+    kv: KVCacheState
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, t in self.extras.items():
+            if t.dim() < 1 or t.shape[0] != self.kv.batch_size:
+                raise ValueError(f"state tensor {name!r} must have the batch "
+                                 f"{self.kv.batch_size} first; got {list(t.shape)}")
+
+    @property
+    def num_layers(self) -> int:
+        return self.kv.num_layers
+
+    @property
+    def batch_size(self) -> int:
+        return self.kv.batch_size
+
+    @property
+    def tokens_seen(self) -> int:
+        return self.kv.tokens_seen
+
+    @property
+    def nbytes(self) -> int:
+        return self.kv.nbytes + sum(t.numel() * t.element_size() for t in self.extras.values())
+
+    def _with(self, kv: KVCacheState, fn) -> PositronicState:
+        return PositronicState(kv, {k: fn(t) for k, t in self.extras.items()})
+
+    def detach(self) -> PositronicState:
+        return self._with(self.kv.detach(), lambda t: t.detach())
+
+    def to(self, device=None, dtype=None) -> PositronicState:
+        return self._with(self.kv.to(device, dtype),
+                          lambda t: t.to(device=device, dtype=dtype if t.is_floating_point()
+                                         else None))
+
+    def reset(self, mask: torch.Tensor) -> PositronicState:
+        kv = self.kv.reset(mask)
+
+        def zero(t: torch.Tensor) -> torch.Tensor:
+            keep = (~mask).to(t.device).view(-1, *([1] * (t.dim() - 1)))
+            return torch.where(keep, t, torch.zeros_like(t))
+        return self._with(kv, zero)
+
+    def rewind(self, drop: int) -> PositronicState:
+        """Drop the newest ``drop`` tokens from the KV cache (consumes ``self``; see
+        :meth:`KVCacheState.rewind`). Only a state without trait memories can rewind."""
+        if self.extras:
+            raise ValueError("a state with trait memories cannot be rewound")
+        return PositronicState(self.kv.rewind(drop))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        out = {f"kv.{k}": t for k, t in self.kv.state_dict().items()}
+        out.update({f"extras.{k}": t.detach().contiguous() for k, t in self.extras.items()})
+        return out
+
+    @classmethod
+    def from_state_dict(cls, tensors: dict[str, torch.Tensor]) -> PositronicState:
+        bad = sorted(k for k in tensors if not k.startswith(("kv.", "extras.")))
+        if bad:
+            raise ValueError(f"state dict keys must start with 'kv.' or 'extras.'; got {bad}")
+        kv = KVCacheState.from_state_dict(
+            {k[3:]: t for k, t in tensors.items() if k.startswith("kv.")})
+        return cls(kv, {k[7:]: t for k, t in tensors.items() if k.startswith("extras.")})
+
+
+class DraftHead(nn.Module):
+    """h [..., D] -> h + W silu(h): one Medusa-style residual block (W zero-initialised, so
+    at init every draft head predicts what the main head predicts)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.proj(F.silu(h))
+
+
+class PositronicBlock(nn.Module):
+    """x = x + Attn(RMSNorm(x)); x = x + QuazimotoBlock(x) (with the layer's ring traits)."""
+
+    def __init__(self, config: PositronicConfig, layer: int):
+        super().__init__()
+        c = config
+        self.norm_attn = nn.RMSNorm(c.hidden_size, eps=c.norm_eps)
+        self.attn = LowRankAttention(c.hidden_size, c.num_heads, c.max_context, c.rope_base,
+                                     c.num_kv_heads, qk_norm=True, norm_eps=c.norm_eps,
+                                     rope_dim=c.rope_dim, rank=c.attn_rank)
+        self.osc = QuazimotoBlock(c.hidden_size, c.ring_sizes, c.osc_steps, c.osc_dt,
+                                  c.center_omega, c.osc_expansion, c.osc_gate_init,
+                                  c.osc_clamp, norm_eps=c.norm_eps)
+        self.ring_traits = None
+        if any(c.has(t) for t in RING_TRAITS):
+            from assoclm.layers.quazimoto_traits import RingTraits
+
+            self.ring_traits = RingTraits(c, layer, self.osc)
+
+    def forward(self, x: torch.Tensor, tokens: torch.Tensor, cache, extras: dict,
+                rope: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, Any, dict]:
+        """x [B, T, D], tokens [B, T] -> (x, cache, this layer's new trait state)."""
+        first_position = cache.tokens_seen
+        y, cache = self.attn(self.norm_attn(x), cache, rope)
+        x = x + y
+        hooks: dict[str, Any] = {}
+        if self.ring_traits is not None:
+            hooks, extras = self.ring_traits(x, tokens, first_position, extras)
+        return x + self.osc(x, **hooks), cache, extras
+
+
+class PositronicLM(TokenLM):
+    """Token ids -> next-token logits, with an explicit :class:`PositronicState`.
+
+    forward(tokens [B, T], state=None) -> (logits [B, T, vocab], state)
+    step(token [B], state) -> (logits [B, vocab], state)
+    training_loss(inputs, targets, loss_mask, state) -> (loss, metrics, logits, state)
+    """
+
+    def __init__(self, config: PositronicConfig):
+        super().__init__()
+        self.config = c = config
+        self.embed = nn.Embedding(c.vocab_size, c.hidden_size)
+        self.blocks = nn.ModuleList(PositronicBlock(c, i) for i in range(c.num_layers))
+        self.norm = nn.RMSNorm(c.hidden_size, eps=c.norm_eps)
+        self.logit_scale = nn.Parameter(torch.ones(()))
+        self.draft_heads = nn.ModuleList(DraftHead(c.hidden_size) for _ in range(c.mtp_heads))
+        self.post = None
+        if any(c.has(t) for t in POST_STACK_TRAITS):
+            from assoclm.models.positronic_traits import PostStackTraits
+
+            self.post = PostStackTraits(c)
+        self.apply(self._init_weights)
+        for head in self.draft_heads:
+            nn.init.zeros_(head.proj.weight)
+        for block in self.blocks:
+            if block.ring_traits is not None:
+                block.ring_traits.reset_parameters()
+        if self.post is not None:
+            self.post.reset_parameters()
+
+    # ------------------------------------------------------------------------------ state
+    def init_state(self, batch_size: int, device=None) -> PositronicState:
+        c = self.config
+        device = self.embed.weight.device if device is None else device
+        dtype = self.embed.weight.dtype
+        kv = KVCacheState.empty(c.num_layers, batch_size, c.num_kv_heads, c.head_dim, device,
+                                dtype)
+        extras: dict[str, torch.Tensor] = {}
+        for i, block in enumerate(self.blocks):
+            if block.ring_traits is not None:
+                for name, t in block.ring_traits.init_state(batch_size, device, dtype).items():
+                    extras[f"layers.{i}.{name}"] = t
+        return PositronicState(kv, extras)
+
+    # ---------------------------------------------------------------------------- forward
+    def hidden(self, tokens: torch.Tensor, state: PositronicState
+               ) -> tuple[torch.Tensor, PositronicState, dict[str, torch.Tensor]]:
+        """tokens [B, T] -> (final hidden h = RMSNorm(x) [B, T, D], new state, aux losses)."""
+        x = self.embed(tokens)
+        rope = self.blocks[0].attn.rotary(state.tokens_seen, tokens.shape[1], x.device)
+        caches, extras = [], {}
+        for i, (block, cache) in enumerate(zip(self.blocks, state.kv.layers)):
+            prefix = f"layers.{i}."
+            mine = {k[len(prefix):]: t for k, t in state.extras.items() if k.startswith(prefix)}
+            x, cache, mine = block(x, tokens, cache, mine, rope)
+            caches.append(cache)
+            extras.update({prefix + k: t for k, t in mine.items()})
+        aux: dict[str, torch.Tensor] = {}
+        if self.post is not None:
+            x, aux = self.post(x)
+        return self.norm(x), PositronicState(KVCacheState(tuple(caches)), extras), aux
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:
+        """Final hidden [..., D] -> logits [..., vocab] (tied embedding, learned scale)."""
+        return self.logit_scale * F.linear(h, self.embed.weight)
+
+    def draft_logits(self, h: torch.Tensor) -> torch.Tensor:
+        """h [..., D] -> [k, ..., vocab]: draft head j predicts the token j + 2 places ahead."""
+        return torch.stack([self.head(head(h)) for head in self.draft_heads])
+
+    def forward(self, tokens: torch.Tensor, state: PositronicState | None = None
+                ) -> tuple[torch.Tensor, PositronicState]:
+        state = self._check(tokens, state, time_axis=True)
+        h, state, _ = self.hidden(tokens, state)
+        return self.head(h), state
+
+    def step(self, token: torch.Tensor, state: PositronicState | None = None
+             ) -> tuple[torch.Tensor, PositronicState]:
+        state = self._check(token, state, time_axis=False)
+        logits, state = self.forward(token[:, None], state)
+        return logits[:, 0], state
+
+    # ------------------------------------------------------------------------------- loss
+    def training_loss(self, inputs: torch.Tensor, targets: torch.Tensor,
+                      loss_mask: torch.Tensor, state: PositronicState | None = None
+                      ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, PositronicState]:
+        """The full training objective (module docstring). loss_mask [B, T] weights the
+        targets; returns (loss, its parts as floats, logits, new state)."""
+        c = self.config
+        state = self._check(inputs, state, time_axis=True)
+        h, state, aux = self.hidden(inputs, state)
+        logits = self.head(h)
+        mask = loss_mask.float()
+        n = mask.sum().clamp(min=1)
+        ce = (F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), reduction="none")
+              * mask.flatten()).sum() / n
+        loss = ce
+        parts = {"ce": float(ce.detach())}
+        if c.z_loss > 0:
+            z = (logits.float().logsumexp(-1).square() * mask).sum() / n
+            loss = loss + c.z_loss * z
+            parts["z"] = float(z.detach())
+        if c.mtp_heads and inputs.shape[1] > 1:
+            mtp = self._mtp_loss(h, targets, mask)
+            loss = loss + c.mtp_weight * mtp
+            parts["mtp"] = float(mtp.detach())
+        if self.post is not None:
+            loss = loss + self.post.aux_loss(h, aux, mask, parts)
+        return loss, parts, logits, state
+
+    def _mtp_loss(self, h: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+                  ) -> torch.Tensor:
+        # head j at position t predicts targets[t + j + 1] (the token j + 2 after input t)
+        T = h.shape[1]
+        losses = []
+        for j, head in enumerate(self.draft_heads):
+            shift = j + 1
+            if shift >= T:
+                break
+            logits = self.head(head(h[:, :T - shift]))
+            m = mask[:, :T - shift] * mask[:, shift:]
+            ce = F.cross_entropy(logits.flatten(0, 1).float(), targets[:, shift:].flatten(),
+                                 reduction="none")
+            losses.append((ce * m.flatten()).sum() / m.sum().clamp(min=1))
+        return torch.stack(losses).mean()
+
+    # -------------------------------------------------------------------------- decoding
+    @torch.no_grad()
+    def speculative_generate(self, prompt_ids: Sequence[int], max_new_tokens: int,
+                             stop_ids: tuple[int, ...] = ()
+                             ) -> tuple[list[int], dict[str, int]]:
+        """Greedy decoding accelerated by the draft heads; the output equals plain greedy
+        decoding. Returns (new token ids without the stop token, stats: drafted, accepted,
+        forward_calls)."""
+        if not self.draft_heads:
+            raise ValueError("speculative decoding needs mtp_heads > 0")
+        if not prompt_ids:
+            raise ValueError("the prompt must hold at least one token")
+        if self.config.traits:
+            raise ValueError("speculative decoding needs a model without traits (their "
+                             "memories cannot be rewound)")
+        device = self.embed.weight.device
+        state = self.init_state(1, device)
+        h, state, _ = self.hidden(torch.tensor([list(prompt_ids)], device=device), state)
+        last = h[0, -1]
+        out: list[int] = []
+        stats = {"drafted": 0, "accepted": 0, "forward_calls": 1}
+        stops = set(stop_ids)
+        while len(out) < max_new_tokens:
+            token = int(self.head(last).argmax())
+            if token in stops:
+                break
+            out.append(token)
+            room = max_new_tokens - len(out)
+            if room == 0:
+                break
+            drafts = self.draft_logits(last).argmax(-1).tolist()[:room]
+            block = torch.tensor([[token] + drafts], device=device)
+            h, state, _ = self.hidden(block, state)
+            stats["forward_calls"] += 1
+            stats["drafted"] += len(drafts)
+            # main-head predictions after each fed token: verify draft i against position i
+            predicted = self.head(h[0]).argmax(-1).tolist()
+            accepted = 0
+            for draft, want in zip(drafts, predicted):
+                if draft != want or draft in stops:
+                    break
+                accepted += 1
+            out.extend(drafts[:accepted])
+            stats["accepted"] += accepted
+            if accepted < len(drafts) and drafts[accepted] in stops and \
+                    predicted[accepted] == drafts[accepted]:
+                break
+            state = state.rewind(len(drafts) - accepted)
+            last = h[0, accepted]
+        return out[:max_new_tokens], stats
