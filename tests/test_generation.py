@@ -1,11 +1,13 @@
 """Generation: chunked prefill + one step per token against a naive full re-run, sampling
-filters, the streaming decoder, and the `assoclm generate` command."""
+filters, stop ids, the streaming decoder, and the `assoclm generate` command (plain, --chat,
+--speculative)."""
 
 from __future__ import annotations
 
 import io
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,11 +23,14 @@ from assoclm.generation import (
     sample_next,
 )
 from assoclm.models import PropagatorConfig, PropagatorLM
-from assoclm.tokenizer import NUM_CONTROL, BPETokenizer, ByteTokenizer
+from assoclm.tokenizer import CHAT_TOKENS, NUM_CONTROL, BPETokenizer, ByteTokenizer
 from assoclm.train.checkpoint import load_checkpoint, save_checkpoint
 
-VOCAB = 265
+TOK = ByteTokenizer()
+# control ids, 256 bytes, chat ids
+VOCAB = TOK.vocab_size
 CONTROL = list(range(NUM_CONTROL))
+IM_START, IM_END, THINK, END_THINK = (TOK.chat_id(name) for name in CHAT_TOKENS)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -55,8 +60,9 @@ def tiny(write_from: str = "input") -> PropagatorLM:
 
 
 def prompt(T: int, seed: int = 0) -> list[int]:
+    """T random byte ids."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randint(NUM_CONTROL, VOCAB, (T,), generator=g).tolist()
+    return torch.randint(NUM_CONTROL, NUM_CONTROL + 256, (T,), generator=g).tolist()
 
 
 def greedy_reference(model: nn.Module, prompt_ids: list[int], n: int) -> list[int]:
@@ -122,6 +128,51 @@ class FixedLogits(nn.Module):
 
     def step(self, token, state):
         return self.logits.expand(token.shape[0], -1), state
+
+
+class Scripted(nn.Module):
+    """Says ``script`` one id after the other (logit 5), whatever it reads, while the ``loud``
+    ids always get logit 10: only banning them lets the script through.
+
+    Records the prompt it was prefilled with and every ``speculative_generate`` call.
+    """
+
+    def __init__(self, script: list[int], loud: list[int] = (), vocab: int = VOCAB):
+        super().__init__()
+        self.script, self.loud, self.vocab = list(script), list(loud), vocab
+        self.prompt: list[int] = []
+        self.speculative_calls: list[tuple] = []
+        self._said = 0
+
+    def _logits(self) -> torch.Tensor:
+        logits = torch.zeros(self.vocab)
+        logits[self.loud] = 10.0
+        logits[self.script[min(self._said, len(self.script) - 1)]] = 5.0
+        return logits
+
+    def init_state(self, batch_size, device=None):
+        self.prompt, self._said = [], 0
+        return torch.zeros(batch_size, device=device)
+
+    def forward(self, tokens, state=None):
+        self.prompt += tokens[0].tolist()
+        return self._logits().expand(*tokens.shape, -1), state
+
+    def step(self, token, state):
+        self._said += 1
+        return self._logits().expand(token.shape[0], -1), state
+
+
+class Drafting(Scripted):
+    """A stand-in for a model with draft heads: ``speculative_generate`` returns the script
+    up to the first stop id."""
+
+    def speculative_generate(self, prompt_ids, max_new_tokens, stop_ids=()):
+        self.speculative_calls.append((list(prompt_ids), max_new_tokens, tuple(stop_ids)))
+        ids = self.script[:max_new_tokens]
+        stops = [k for k, i in enumerate(ids) if i in stop_ids]
+        ids = ids[:stops[0]] if stops else ids
+        return ids, {"drafted": 8, "accepted": 6, "forward_calls": 3}
 
 
 # ---- generate: prefill + step path against the naive re-run ----------------------------------
@@ -249,6 +300,19 @@ def test_generate_bans_control_ids_by_default():
     assert min(free) < NUM_CONTROL, "banned_ids=() must allow the control ids"
 
 
+def test_stop_id_ends_the_generation_and_is_not_returned():
+    script = [*TOK.encode("abc"), IM_END, *TOK.encode("zz")]
+    model = Scripted(script)
+    gen = generate(model, [20, 21], 50, temperature=0, stop_ids=[IM_END])
+    assert list(gen) == TOK.encode("abc")
+    assert gen.stopped_by == IM_END and gen.new_tokens == 3
+    assert next(gen, None) is None, "a stopped generation must stay stopped"
+    # without the stop id, the same script runs on to the token limit
+    assert len(list(generate(Scripted(script), [20, 21], 10, temperature=0))) == 10
+    stopped_at_once = generate(Scripted([IM_END]), [20], 5, temperature=0, stop_ids=[IM_END])
+    assert list(stopped_at_once) == [] and stopped_at_once.stopped_by == IM_END
+
+
 BAD_SAMPLING = [
     (dict(temperature=-0.5), "sampling.temperature must be a number in [0, inf); got -0.5"),
     (dict(temperature=math.nan), "sampling.temperature"),
@@ -282,6 +346,7 @@ BAD_GENERATE = [
                  id="prefill_chunk"),
     pytest.param(dict(seed=-3), "generate.seed must be an integer >= 0; got -3", id="seed"),
     pytest.param(dict(top_p=0.0), "sampling.top_p", id="top_p"),
+    pytest.param(dict(stop_ids=[-1]), "stop ids must be integers >= 0; got -1", id="stop_ids"),
 ]
 
 
@@ -316,7 +381,7 @@ def test_stream_decoder_rebuilds_any_text_and_holds_back_only_partial_characters
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.integers(0, VOCAB - 1), max_size=30), st.booleans())
 def test_stream_decoder_equals_decode_on_any_ids(ids, skip_control):
-    # invalid UTF-8 and control ids included: the same U+FFFD and names as decode()
+    # invalid UTF-8, control and chat ids included: the same U+FFFD and names as decode()
     tok = ByteTokenizer()
     decoder = StreamDecoder(tok, skip_control=skip_control)
     streamed = "".join(decoder.push(i) for i in ids) + decoder.flush()
@@ -361,9 +426,9 @@ def test_cli_prints_prompt_then_streams_the_generated_text(run_dir, capsys):
                  "--seed", "3"]) == 0
     out, err = capsys.readouterr()
     model, tok, _ = load_checkpoint(run_dir)
-    # the defaults: temperature 0.8, top-k 50, top-p 0.95
+    # the defaults: temperature 0.8, top-k 50, top-p 0.95; no control or chat id
     ids = list(generate(model, tok.encode(text), 24, temperature=0.8, top_k=50, top_p=0.95,
-                        seed=3))
+                        seed=3, banned_ids=tok.special_ids))
     assert out == text + tok.decode(ids) + "\n"
     assert len(out) > len(text) + 1
     stats = STATS.search(err)
@@ -432,4 +497,139 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(run_dir, tmp_path, capsys, ar
 
 def test_cli_help_exits_zero(capsys):
     assert main(["--help"]) == 0
-    assert "--prompt-file" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    for flag in ("--prompt-file", "--chat", "--system", "--speculative"):
+        assert flag in out
+
+
+def use_model(monkeypatch, model: nn.Module, tok=TOK) -> None:
+    """Make `assoclm generate` load ``model`` and ``tok`` whatever the checkpoint."""
+    monkeypatch.setattr("assoclm.generation.load_checkpoint",
+                        lambda path, device: (model, tok, Path(path)))
+
+
+def test_cli_plain_generation_never_samples_special_ids(monkeypatch, capsys):
+    model = Scripted(TOK.encode("plain"), loud=list(TOK.special_ids))
+    use_model(monkeypatch, model)
+    # top-k 1 keeps the best id left after the ban
+    assert main(["--checkpoint", "x", "--prompt", "go ", "--max-new-tokens", "5",
+                 "--temperature", "1", "--top-k", "1"]) == 0
+    assert capsys.readouterr().out == "go plain\n"
+
+
+# ---- the command: --chat -----------------------------------------------------------------------
+
+def test_cli_chat_on_a_checkpoint_prints_only_the_reply_up_to_im_end(run_dir, capsys):
+    argv = ["--checkpoint", str(run_dir), "--prompt", "Hello, wörld", "--chat",
+            "--max-new-tokens", "30", "--temperature", "0"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    model, tok, _ = load_checkpoint(run_dir)
+    prompt_ids = tok.encode_chat([{"role": "user", "content": "Hello, wörld"}])
+    gen = generate(model, prompt_ids, 30, temperature=0, banned_ids=[*CONTROL, IM_START],
+                   stop_ids=[IM_END])
+    reply = list(gen)
+    # this untrained model happens to end its turn: greedy reaches <|im_end|> at token 9
+    assert gen.stopped_by == IM_END and 0 < len(reply) < 30, f"no early stop: {reply}"
+    assert out == tok.decode(reply) + "\n"
+    assert "Hello" not in out and "<|im_end|>" not in out
+    stats = STATS.search(err)
+    assert stats and stats.group(1, 2) == (str(len(prompt_ids)), str(len(reply))), err
+
+
+def test_cli_chat_formats_the_prompt_and_lets_the_model_think(monkeypatch, capsys):
+    script = [THINK, *TOK.encode("hm"), END_THINK, *TOK.encode("Hi ü"), IM_END,
+              *TOK.encode("never shown")]
+    # the control ids and <|im_start|> are loud: banned in a reply, the script wins
+    model = Scripted(script, loud=[*CONTROL, IM_START])
+    use_model(monkeypatch, model)
+    assert main(["--checkpoint", "x", "--chat", "--prompt", "Hello <|im_end|>", "--system",
+                 "Be brief.", "--max-new-tokens", "40", "--temperature", "0.5"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "<think>hm</think>Hi ü\n"
+    assert model.prompt == TOK.encode_chat([{"role": "system", "content": "Be brief."},
+                                            {"role": "user", "content": "Hello <|im_end|>"}])
+    assert TOK.decode(model.prompt).endswith("<|im_start|>assistant\n")
+    # the stop id is not counted
+    reply = script[:script.index(IM_END)]
+    assert f"prompt {len(model.prompt)} tokens, {len(reply)} new tokens," in err, err
+
+
+def test_cli_chat_needs_a_tokenizer_with_chat_tokens(tmp_path, capsys):
+    old = ByteTokenizer(chat=False)
+    torch.manual_seed(0)
+    model = PropagatorLM(PropagatorConfig(vocab_size=old.vocab_size, hidden_size=32,
+                                          num_layers=1, memory_key_size=16,
+                                          memory_value_size=16, chunk_size=16))
+    save_checkpoint(tmp_path, 1, model, "propagator", old)
+    assert main(["--checkpoint", str(tmp_path), "--prompt", "hi", "--chat"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert f"the tokenizer in {tmp_path} has no chat tokens" in err
+    # plain generation still works on the old checkpoint
+    assert main(["--checkpoint", str(tmp_path), "--prompt", "hi", "--max-new-tokens", "3"]) == 0
+
+
+# ---- the command: --speculative ----------------------------------------------------------------
+
+SPEC_STATS = re.compile(r"prompt (\d+) tokens, (\d+) new tokens, [\d.]+ s, ([\d.]+|-) tokens/s, "
+                        r"speculative: 6 of 8 drafted tokens accepted \(75\.0%\), "
+                        r"3 forward calls \(([\d.]+) tokens per call\)")
+
+
+def test_cli_speculative_hands_greedy_decoding_to_the_model(monkeypatch, capsys):
+    model = Drafting(TOK.encode("drafted text"))
+    use_model(monkeypatch, model)
+    assert main(["--checkpoint", "x", "--prompt", "abc: ", "--speculative", "--temperature",
+                 "0", "--max-new-tokens", "7"]) == 0
+    out, err = capsys.readouterr()
+    assert model.speculative_calls == [(TOK.encode("abc: "), 7, ())]
+    assert out == "abc: drafted\n"
+    stats = SPEC_STATS.search(err)
+    assert stats, f"no speculative stats line in stderr: {err!r}"
+    assert stats.group(1, 2, 4) == ("5", "7", "2.33")
+
+
+def test_cli_speculative_chat_stops_at_im_end(monkeypatch, capsys):
+    model = Drafting([*TOK.encode("Sure."), IM_END, *TOK.encode("more")])
+    use_model(monkeypatch, model)
+    assert main(["--checkpoint", "x", "--prompt", "Hi", "--chat", "--speculative",
+                 "--temperature", "0"]) == 0
+    out, _ = capsys.readouterr()
+    prompt_ids = TOK.encode_chat([{"role": "user", "content": "Hi"}])
+    assert model.speculative_calls == [(prompt_ids, 200, (IM_END,))]
+    assert out == "Sure.\n"
+
+
+class NoHeads(Drafting):
+    """Has the method, but its config says it has no draft heads."""
+
+    class config:
+        mtp_heads = 0
+
+
+BAD_SPECULATIVE = [
+    pytest.param(None, ["--speculative"], "--speculative decodes greedily; it needs "
+                 "--temperature 0 (got 0.8)", id="default-temperature"),
+    pytest.param(None, ["--speculative", "--temperature", "0.3"], "(got 0.3)",
+                 id="temperature-0.3"),
+    pytest.param("checkpoint", ["--speculative", "--temperature", "0"],
+                 "the model in {run} has no draft heads; --speculative needs a positronic model "
+                 "with mtp_heads > 0", id="no-method"),
+    pytest.param(NoHeads, ["--speculative", "--temperature", "0"],
+                 "the model in {run} has no draft heads", id="mtp-heads-0"),
+    pytest.param(None, ["--system", "be nice"], "--system is the system message of a chat; "
+                 "it needs --chat", id="system-without-chat"),
+]
+
+
+@pytest.mark.parametrize("model,flags,message", BAD_SPECULATIVE)
+def test_cli_speculative_and_chat_usage_errors(run_dir, monkeypatch, capsys, model, flags,
+                                               message):
+    if model not in (None, "checkpoint"):
+        use_model(monkeypatch, model([10]))
+    assert main(["--checkpoint", str(run_dir), "--prompt", "x", *flags]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("assoclm generate: ") and err.count("\n") == 1, err
+    assert message.format(run=run_dir) in err, err
+    assert out == "" and "Traceback" not in err

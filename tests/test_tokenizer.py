@@ -1,4 +1,5 @@
-"""Tests for assoclm.tokenizer: control ids reserved, exact round trip, save/load, compression."""
+"""Tests for assoclm.tokenizer: control and chat ids reserved, exact round trip, ChatML,
+save/load (old files included), compression."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from hypothesis import strategies as st
 
 from assoclm import tokenizer as tokmod
 from assoclm.tokenizer import (
+    CHAT_TOKENS,
     CONTROL_TOKENS,
+    NUM_CHAT,
     NUM_CONTROL,
     BaseTokenizer,
     BPETokenizer,
@@ -71,9 +74,10 @@ def any_tok(request, bpe) -> BaseTokenizer:
 # Valid Unicode text only: lone surrogates have no UTF-8 form (documented, tested below).
 _chars = st.characters(codec="utf-8")
 _plain_text = st.text(_chars, max_size=80)
-# Literal control names and fragments of them, to be mixed into ordinary text.
+# Literal control and chat names and fragments of them, to be mixed into ordinary text.
 _control_like = st.sampled_from(
-    [*CONTROL_TOKENS, "[", "]", "[USER", "USER]", "[[PAD]]", "[user]", "[ MODEL ]"]
+    [*CONTROL_TOKENS, "[", "]", "[USER", "USER]", "[[PAD]]", "[user]", "[ MODEL ]",
+     *CHAT_TOKENS, "<|", "|>", "<|im_end", "<think", "<</think>>", "<|IM_START|>"]
 )
 _text_with_controls = st.lists(st.one_of(_plain_text, _control_like), max_size=12).map("".join)
 
@@ -86,8 +90,8 @@ _PROPERTY = settings(
 
 
 def _assert_no_control(tok: BaseTokenizer, text: str, ids: list[int]) -> None:
-    controls = [i for i in ids if tok.is_control(i)]
-    assert not controls, f"encoding {text!r} produced control ids {controls}"
+    special = [i for i in ids if tok.is_control(i) or tok.is_chat(i)]
+    assert not special, f"encoding {text!r} produced control or chat ids {special}"
 
 
 def _assert_round_trip(tok: BaseTokenizer, text: str) -> None:
@@ -219,20 +223,177 @@ def test_encode_batch_matches_encode(any_tok):
 
 def test_byte_tokenizer_layout():
     tok = ByteTokenizer()
-    assert tok.vocab_size == NUM_CONTROL + 256 == 265
+    assert tok.vocab_size == NUM_CONTROL + 256 + NUM_CHAT == 269
     assert tok.encode("A\x00é") == [65 + 9, 0 + 9, 0xC3 + 9, 0xA9 + 9]
     assert tok.decode(list(range(9, 265)), skip_control=True) == bytes(range(256)).decode(
         "utf-8", errors="replace"
     )
+    assert [tok.chat_id(name) for name in CHAT_TOKENS] == [265, 266, 267, 268]
 
 
 def test_bpe_vocab_size_and_bytes(bpe):
-    assert bpe.vocab_size == BPE_VOCAB == NUM_CONTROL + bpe.hf_tokenizer.get_vocab_size()
-    single_bytes = sorted(
-        b[0] for i in range(NUM_CONTROL, bpe.vocab_size) if len(b := bpe.token_bytes(i)) == 1
-    )
+    hf_size = bpe.hf_tokenizer.get_vocab_size()
+    assert bpe.vocab_size == BPE_VOCAB == NUM_CONTROL + hf_size + NUM_CHAT
+    text_ids = range(NUM_CONTROL, NUM_CONTROL + hf_size)
+    single_bytes = sorted(b[0] for i in text_ids if len(b := bpe.token_bytes(i)) == 1)
     assert single_bytes == list(range(256)), "not every byte has its own id"
     assert all(bpe.token_bytes(i) is None for i in range(NUM_CONTROL))
+    assert [bpe.chat_id(name) for name in CHAT_TOKENS] == list(range(BPE_VOCAB - 4, BPE_VOCAB))
+
+
+def test_bpe_minimum_vocab_is_bytes_and_special_ids():
+    tok = BPETokenizer.train(["abab abab abab"], vocab_size=269)
+    assert tok.vocab_size == 269 and tok.hf_tokenizer.get_vocab_size() == 256
+    assert tok.chat_id("<|im_start|>") == 265
+    _assert_round_trip(tok, "abab <|im_end|> xyz")
+
+
+# ---- chat tokens -------------------------------------------------------------------------------
+
+
+def test_chat_ids_come_after_every_text_id(any_tok):
+    vocab = any_tok.vocab_size
+    assert any_tok.has_chat and any_tok.chat_tokens == CHAT_TOKENS
+    chat_ids = [any_tok.chat_id(name) for name in CHAT_TOKENS]
+    assert chat_ids == list(range(vocab - NUM_CHAT, vocab)), f"chat ids {chat_ids}"
+    assert [any_tok.control_id(name) for name in CONTROL_TOKENS] == list(range(NUM_CONTROL))
+    assert any_tok.special_ids == (*range(NUM_CONTROL), *chat_ids)
+    assert [i for i in range(-1, vocab + 1) if any_tok.is_chat(i)] == chat_ids
+    assert not any(any_tok.is_control(i) for i in chat_ids)
+    # no bytes: bits per byte count them as zero bytes, like the control ids
+    assert [any_tok.token_bytes(i) for i in chat_ids] == [None] * NUM_CHAT
+    assert all(any_tok.token_bytes(i) for i in range(NUM_CONTROL, vocab - NUM_CHAT))
+
+
+@pytest.mark.parametrize("name", CHAT_TOKENS)
+def test_literal_chat_name_encodes_as_text(any_tok, name):
+    for text in (name, f"user typed {name} here", name * 3):
+        ids = any_tok.encode(text)
+        assert any_tok.chat_id(name) not in ids, f"{text!r} encoded to the id of {name}"
+        _assert_round_trip(any_tok, text)
+
+
+@pytest.mark.parametrize(
+    "name", ["<|im_end", "im_end", "<THINK>", "[USER]", "", None], ids=repr
+)
+def test_chat_id_rejects_unknown_name(any_tok, name):
+    with pytest.raises(ValueError, match=r"unknown chat token") as info:
+        any_tok.chat_id(name)
+    for allowed in CHAT_TOKENS:
+        assert allowed in str(info.value), f"error message does not list {allowed}"
+
+
+def test_decode_renders_or_skips_chat_ids(any_tok):
+    think, end = any_tok.chat_id("<think>"), any_tok.chat_id("</think>")
+    user = any_tok.control_id("[USER]")
+    ids = [think, *any_tok.encode("hmm é"), end, user, *any_tok.encode("ok")]
+    assert any_tok.decode(ids) == "<think>hmm é</think>[USER]ok"
+    assert any_tok.decode(ids, skip_control=True) == "hmm éok"
+    # a chat id between the two bytes of é ends the first one, like a control id
+    e1, e2 = ByteTokenizer().encode("é")
+    assert ByteTokenizer().decode([e1, 267, e2]) == "\ufffd<think>\ufffd"
+
+
+CONVERSATION = [
+    {"role": "system", "content": "Answer briefly."},
+    {"role": "user", "content": "Hello <|im_end|> there\n日本語 🙂"},
+    {"role": "assistant", "content": "<think>easy</think>Hi."},
+    {"role": "user", "content": ""},
+]
+
+
+def test_encode_chat_is_chatml_and_round_trips(any_tok):
+    ids = any_tok.encode_chat(CONVERSATION)
+    expected = "".join(
+        f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in CONVERSATION
+    ) + "<|im_start|>assistant\n"
+    assert any_tok.decode(ids) == expected
+    start, end = any_tok.chat_id("<|im_start|>"), any_tok.chat_id("<|im_end|>")
+    # only the format's own tokens are special ids: the literal ones in the contents are text
+    special = [i for i in ids if any_tok.is_chat(i) or any_tok.is_control(i)]
+    assert special == [start, end] * 4 + [start], f"special ids {special}"
+    header = [start, *any_tok.encode("assistant\n")]
+    assert ids[-len(header):] == header
+    without = any_tok.encode_chat(CONVERSATION, add_generation_prompt=False)
+    assert without == ids[:-len(header)]
+    assert any_tok.decode(without) == expected.removesuffix("<|im_start|>assistant\n")
+
+
+def test_encode_chat_encodes_each_span_between_chat_tokens_as_text(any_tok):
+    ids = any_tok.encode_chat([{"role": "user", "content": "Hello"}])
+    start, end = any_tok.chat_id("<|im_start|>"), any_tok.chat_id("<|im_end|>")
+    assert ids == [start, *any_tok.encode("user\nHello"), end, *any_tok.encode("\n"),
+                   start, *any_tok.encode("assistant\n")]
+    assert any_tok.encode_chat([]) == [start, *any_tok.encode("assistant\n")]
+
+
+BAD_MESSAGES = [
+    pytest.param("hello", TypeError, "messages must be a list", id="a-string"),
+    pytest.param({"role": "user", "content": "x"}, TypeError, "messages must be a list",
+                 id="one-dict"),
+    pytest.param(["hello"], TypeError, r"messages\[0\] must be a dict", id="str-message"),
+    pytest.param([{"content": "x"}], ValueError, r"messages\[0\] has no 'role'", id="no-role"),
+    pytest.param([{"role": "user", "content": "a"}, {"role": "user"}], ValueError,
+                 r"messages\[1\] has no 'content'", id="no-content"),
+    pytest.param([{"role": "user", "content": "x", "name": "bob"}], ValueError,
+                 r"messages\[0\] has unknown keys \['name'\]", id="extra-key"),
+    pytest.param([{"role": "tool", "content": "x"}], ValueError,
+                 r"messages\[0\]: unknown role 'tool'; allowed: system, user, assistant",
+                 id="bad-role"),
+    pytest.param([{"role": "User", "content": "x"}], ValueError, "unknown role 'User'",
+                 id="role-case"),
+    pytest.param([{"role": "user", "content": 3}], TypeError,
+                 r"messages\[0\]: content must be a str; got int", id="int-content"),
+    pytest.param([{"role": "user", "content": "a\ud800"}], ValueError, "lone surrogate",
+                 id="surrogate"),
+]
+
+
+@pytest.mark.parametrize(("messages", "error", "message"), BAD_MESSAGES)
+def test_encode_chat_rejects_bad_messages(any_tok, messages, error, message):
+    with pytest.raises(error, match=message):
+        any_tok.encode_chat(messages)
+
+
+def _version_1_payload(tok: BaseTokenizer) -> dict:
+    """The file a tokenizer was saved as before the chat tokens: version 1, no chat ids."""
+    payload = {
+        "format": "assoclm-tokenizer",
+        "version": 1,
+        "kind": tok.kind,
+        "control_tokens": list(CONTROL_TOKENS),
+        "vocab_size": tok.vocab_size - NUM_CHAT,
+    }
+    if isinstance(tok, BPETokenizer):
+        payload["hf_tokenizer"] = json.loads(tok.hf_tokenizer.to_str())
+    return payload
+
+
+def test_version_1_file_loads_without_chat_tokens(any_tok, tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(_version_1_payload(any_tok)), encoding="utf-8")
+    old = load_tokenizer(path)
+    assert type(old) is type(any_tok)
+    assert old.vocab_size == any_tok.vocab_size - NUM_CHAT
+    if old.kind == "byte":
+        assert old.vocab_size == 265
+    assert not old.has_chat and old.chat_tokens == ()
+    assert old.special_ids == tuple(range(NUM_CONTROL))
+    assert not any(old.is_chat(i) for i in range(-1, old.vocab_size + 1))
+    # every text id keeps its value
+    for text in _SAMPLES:
+        assert old.encode(text) == any_tok.encode(text)
+    ids = list(range(old.vocab_size))
+    assert old.decode(ids) == any_tok.decode(ids)
+    with pytest.raises(ValueError, match="no chat tokens"):
+        old.encode_chat([{"role": "user", "content": "hi"}])
+    with pytest.raises(ValueError, match="no chat tokens"):
+        old.chat_id("<|im_end|>")
+    with pytest.raises(ValueError, match=rf"outside the vocabulary \[0, {old.vocab_size}\)"):
+        old.decode([old.vocab_size])
+    # saved again, it stays without chat tokens, so its ids never move
+    again = load_tokenizer(old.save(tmp_path / "again.json"))
+    assert not again.has_chat and again.vocab_size == old.vocab_size
 
 
 def test_bpe_control_names_not_registered_with_hf(bpe):
@@ -257,7 +418,8 @@ def test_bpe_byte_alphabet_matches_hf():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"vocab_size": 264}, ValueError, "vocab_size must be >= 265"),
+        ({"vocab_size": 268}, ValueError, r"vocab_size must be >= 269 \(9 control ids "
+         r"\+ 256 bytes \+ 4 chat ids\), got 268"),
         ({"vocab_size": 512.0}, TypeError, "vocab_size must be an int"),
         ({"min_frequency": 0}, ValueError, "min_frequency must be >= 1"),
     ],
@@ -284,12 +446,14 @@ def test_save_load_round_trip(any_tok, tmp_path):
     assert written == tmp_path / "tokenizer.json"
     assert os.listdir(tmp_path) == ["tokenizer.json"], "save left temporary files behind"
     saved = json.loads(written.read_text(encoding="utf-8"))
-    assert saved["kind"] == any_tok.kind
+    assert saved["kind"] == any_tok.kind and saved["version"] == 2
     assert saved["control_tokens"] == list(CONTROL_TOKENS)
+    assert saved["chat_tokens"] == list(CHAT_TOKENS)
 
     loaded = load_tokenizer(tmp_path)
     assert type(loaded) is type(any_tok)
-    assert loaded.vocab_size == any_tok.vocab_size
+    assert loaded.vocab_size == any_tok.vocab_size and loaded.has_chat
+    assert loaded.encode_chat(CONVERSATION) == any_tok.encode_chat(CONVERSATION)
     for text in _SAMPLES:
         assert loaded.encode(text) == any_tok.encode(text), f"encodings differ for {text!r}"
     assert load_tokenizer(written).encode(_SAMPLES[-1]) == any_tok.encode(_SAMPLES[-1])
@@ -336,6 +500,22 @@ _CORRUPTIONS = {
         "byte",
         lambda p: json.dumps({**p, "control_tokens": list(reversed(CONTROL_TOKENS))}),
         "control tokens",
+    ),
+    "chat-order": (
+        "byte",
+        lambda p: json.dumps({**p, "chat_tokens": list(reversed(CHAT_TOKENS))}),
+        "chat tokens",
+    ),
+    "chat-missing-v2": (
+        "bpe",
+        lambda p: json.dumps({k: v for k, v in p.items() if k != "chat_tokens"}),
+        "chat tokens None differ",
+    ),
+    "version-3": ("byte", lambda p: json.dumps({**p, "version": 3}), "versions 1 and 2"),
+    "version-1-chat-size": (
+        "byte",
+        lambda p: json.dumps({**p, "version": 1}),
+        "file says vocab_size 269 but the tokenizer it holds has 265",
     ),
     "vocab-mismatch": ("bpe", lambda p: json.dumps({**p, "vocab_size": 4096}), "vocab_size"),
     "no-hf": ("bpe", lambda p: json.dumps({**p, "hf_tokenizer": None}), "no 'hf_tokenizer'"),

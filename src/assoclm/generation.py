@@ -9,8 +9,13 @@ state is a KV cache generates through the same code.
 
 Sampling order: banned ids are removed, the logits are divided by the temperature, then
 top-k and top-p (nucleus) keep the most likely ids; temperature 0 is greedy (argmax).
+A stop id ends the generation when it is sampled; it is not returned.
 
-The command ``assoclm generate`` is :func:`main`.
+The command ``assoclm generate`` is :func:`main`. Plain generation bans every special id
+(control and chat). ``--chat`` wraps the prompt in ChatML as a user message, lets the model
+sample ``<think>``, ``</think>`` and ``<|im_end|>``, stops at ``<|im_end|>`` and prints only
+the assistant's reply. ``--speculative`` hands greedy decoding to the model's own
+``speculative_generate`` (a model with draft heads).
 """
 
 from __future__ import annotations
@@ -165,6 +170,14 @@ def _check_prompt(prompt_ids: Sequence[int]) -> None:
             raise ValueError(f"prompt ids must be integers >= 0; got {token_id!r}")
 
 
+def _check_stop_ids(stop_ids: Iterable[int]) -> frozenset[int]:
+    ids = frozenset(stop_ids)
+    for token_id in ids:
+        if isinstance(token_id, bool) or not isinstance(token_id, int) or token_id < 0:
+            raise ValueError(f"stop ids must be integers >= 0; got {token_id!r}")
+    return ids
+
+
 def _check_counts(max_new_tokens: int, seed: int, prefill_chunk: int) -> None:
     check_int("generate", "max_new_tokens", max_new_tokens, minimum=0)
     check_int("generate", "seed", seed, minimum=0)
@@ -183,15 +196,19 @@ class Generation(Iterator[int]):
         state: the model state after the prompt and every returned token but the last
             (None before the first ``next()``).
         prompt_tokens: length of the prompt.
-        new_tokens: how many ids were returned so far.
+        new_tokens: how many ids were returned so far (a stop id is not counted).
+        stopped_by: the stop id that ended the generation, or None.
     """
 
     def __init__(self, model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, *,
                  temperature: float, top_k: int, top_p: float, seed: int,
-                 prefill_chunk: int, banned_ids: Iterable[int]):
+                 prefill_chunk: int, banned_ids: Iterable[int],
+                 stop_ids: frozenset[int] = frozenset()):
         self.state = None
         self.prompt_tokens = len(prompt_ids)
         self.new_tokens = 0
+        self.stopped_by: int | None = None
+        self._stop_ids = stop_ids
         self._model = model
         self._prompt = list(prompt_ids)
         self._max_new_tokens = max_new_tokens
@@ -216,7 +233,7 @@ class Generation(Iterator[int]):
         return logits[:, -1]
 
     def __next__(self) -> int:
-        if self.new_tokens >= self._max_new_tokens:
+        if self.stopped_by is not None or self.new_tokens >= self._max_new_tokens:
             raise StopIteration
         with torch.inference_mode():
             if self._last is None:
@@ -227,13 +244,17 @@ class Generation(Iterator[int]):
             # [1] int64
             self._last = _sample(logits, *self._sampling, self._banned, self._generator)
             token_id = int(self._last.item())
+        if token_id in self._stop_ids:
+            self.stopped_by = token_id
+            raise StopIteration
         self.new_tokens += 1
         return token_id
 
 
 def generate(model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, *,
              temperature: float = 0.8, top_k: int = 50, top_p: float = 0.95, seed: int = 0,
-             prefill_chunk: int = 256, banned_ids: Iterable[int] | None = None) -> Generation:
+             prefill_chunk: int = 256, banned_ids: Iterable[int] | None = None,
+             stop_ids: Iterable[int] = ()) -> Generation:
     """Continue ``prompt_ids``, yielding up to ``max_new_tokens`` new ids one at a time.
 
     Batch 1, on the device of the model's parameters; the model is used as it is (put it in
@@ -249,8 +270,11 @@ def generate(model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, *
         temperature, top_k, top_p: as in :func:`filter_logits`.
         seed: >= 0; seeds a ``torch.Generator`` of its own: the same seed gives the same ids.
         prefill_chunk: >= 1; the most prompt tokens per forward call.
-        banned_ids: ids never sampled; None bans the control ids ``0 .. NUM_CONTROL-1``
-            (plain-text generation), ``()`` bans nothing.
+        banned_ids: ids never sampled; None bans the control ids ``0 .. NUM_CONTROL-1``,
+            ``()`` bans nothing. The chat ids' places depend on the tokenizer: for plain
+            text pass ``tokenizer.special_ids`` (control and chat ids), as the CLI does.
+        stop_ids: sampling one of these ends the generation; it is not yielded (and
+            ``stopped_by`` holds it).
 
     Returns:
         an iterator of ints (:class:`Generation`, which also exposes the state).
@@ -262,9 +286,11 @@ def generate(model: nn.Module, prompt_ids: Sequence[int], max_new_tokens: int, *
     check_sampling(temperature, top_k, top_p)
     _check_prompt(prompt_ids)
     _check_counts(max_new_tokens, seed, prefill_chunk)
+    stops = _check_stop_ids(stop_ids)
     banned = range(NUM_CONTROL) if banned_ids is None else banned_ids
     return Generation(model, prompt_ids, max_new_tokens, temperature=temperature, top_k=top_k,
-                      top_p=top_p, seed=seed, prefill_chunk=prefill_chunk, banned_ids=banned)
+                      top_p=top_p, seed=seed, prefill_chunk=prefill_chunk, banned_ids=banned,
+                      stop_ids=stops)
 
 
 class StreamDecoder:
@@ -272,8 +298,9 @@ class StreamDecoder:
 
     A token may end in the middle of a multi-byte UTF-8 character; its bytes are held back
     until the character is complete. ``"".join(push(i) for i in ids) + flush()`` equals
-    ``tokenizer.decode(ids, skip_control)``: invalid bytes become U+FFFD, and a control id
-    ends the pending bytes and is rendered as its name (or dropped with ``skip_control``).
+    ``tokenizer.decode(ids, skip_control)``: invalid bytes become U+FFFD, and a control or
+    chat id ends the pending bytes and is rendered as its name (or dropped with
+    ``skip_control``).
     """
 
     def __init__(self, tokenizer: BaseTokenizer, skip_control: bool = False):
@@ -291,7 +318,8 @@ class StreamDecoder:
         if piece is not None:
             return self._decoder.decode(piece)
         text = self.flush()
-        return text if self._skip_control else text + self._tokenizer.control_tokens[token_id]
+        # a control or chat id: decode renders (or skips) its name
+        return text + self._tokenizer.decode([token_id], self._skip_control)
 
     def flush(self) -> str:
         """Whatever bytes are still held back (U+FFFD for an incomplete character)."""
@@ -327,6 +355,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, or auto (cuda if any)")
     p.add_argument("--prefill-chunk", type=int, default=256,
                    help="most prompt tokens per parallel forward call")
+    p.add_argument("--chat", action="store_true",
+                   help="send the prompt as a user message (ChatML) and print only the "
+                        "assistant's reply, up to <|im_end|>")
+    p.add_argument("--system", metavar="TEXT", help="with --chat: a system message first")
+    p.add_argument("--speculative", action="store_true",
+                   help="greedy speculative decoding with the model's draft heads "
+                        "(needs --temperature 0 and a positronic model with mtp_heads > 0)")
     return p
 
 
@@ -378,6 +413,32 @@ def _stream(gen: Generation, decoder: StreamDecoder, out) -> str:
             f"prefill {first - start:.3f} s, {rate} tokens/s, {state}")
 
 
+def _speculative(model: nn.Module, prompt_ids: list[int], max_new_tokens: int,
+                 stop_ids: tuple[int, ...], tokenizer: BaseTokenizer, out) -> str:
+    """Greedy decoding by the model's ``speculative_generate``; returns the stats line."""
+    start = time.perf_counter()
+    with torch.inference_mode():
+        new_ids, stats = model.speculative_generate(prompt_ids, max_new_tokens,
+                                                    stop_ids=stop_ids)
+    seconds = time.perf_counter() - start
+    new_ids = [int(i) for i in new_ids]
+    out.write(tokenizer.decode(new_ids) + "\n")
+    out.flush()
+    drafted, accepted, calls = (int(stats[k]) for k in ("drafted", "accepted", "forward_calls"))
+    rate = f"{len(new_ids) / seconds:.1f}" if seconds > 0 else "-"
+    acceptance = f"{accepted / drafted:.1%}" if drafted else "-"
+    per_call = f"{len(new_ids) / calls:.2f}" if calls else "-"
+    return (f"prompt {len(prompt_ids)} tokens, {len(new_ids)} new tokens, {seconds:.3f} s, "
+            f"{rate} tokens/s, speculative: {accepted} of {drafted} drafted tokens accepted "
+            f"({acceptance}), {calls} forward calls ({per_call} tokens per call)")
+
+
+def _has_draft_heads(model: nn.Module) -> bool:
+    # A model class may offer the method yet be configured without heads.
+    config = getattr(model, "config", None)
+    return hasattr(model, "speculative_generate") and getattr(config, "mtp_heads", 1) > 0
+
+
 def _run(args: argparse.Namespace) -> int:
     # Everything the user can get wrong is checked before the checkpoint is loaded.
     try:
@@ -385,21 +446,52 @@ def _run(args: argparse.Namespace) -> int:
         _check_counts(args.max_new_tokens, args.seed, args.prefill_chunk)
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
+    if args.speculative and args.temperature > 0:
+        raise _UsageError("--speculative decodes greedily; it needs --temperature 0 "
+                          f"(got {args.temperature})")
+    if args.system is not None and not args.chat:
+        raise _UsageError("--system is the system message of a chat; it needs --chat")
     prompt = _read_prompt(args)
     if not prompt:
         raise _UsageError("the prompt is empty; give some text with --prompt or --prompt-file")
     device = _device(args.device)
     try:
         model, tokenizer, _ = load_checkpoint(args.checkpoint, device)
-        prompt_ids = tokenizer.encode(prompt)
-    except (CheckpointError, ValueError) as exc:
+    except CheckpointError as exc:
         raise _UsageError(str(exc)) from None
-    gen = generate(model, prompt_ids, args.max_new_tokens,
-                   temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                   seed=args.seed, prefill_chunk=args.prefill_chunk)
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
-    print(_stream(gen, StreamDecoder(tokenizer), sys.stdout), file=sys.stderr)
+    if args.chat and not tokenizer.has_chat:
+        raise _UsageError(f"the tokenizer in {args.checkpoint} has no chat tokens (it was "
+                          "saved before they were reserved); --chat needs a model trained "
+                          "with them")
+    if args.speculative and not _has_draft_heads(model):
+        raise _UsageError(f"the model in {args.checkpoint} has no draft heads; --speculative "
+                          "needs a positronic model with mtp_heads > 0")
+    try:
+        if args.chat:
+            system = [] if args.system is None else [{"role": "system", "content": args.system}]
+            prompt_ids = tokenizer.encode_chat([*system, {"role": "user", "content": prompt}])
+        else:
+            prompt_ids = tokenizer.encode(prompt)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    if args.chat:
+        # the reply may think and end its turn, but not open a new one
+        stop_ids = (tokenizer.chat_id("<|im_end|>"),)
+        banned = [*range(NUM_CONTROL), tokenizer.chat_id("<|im_start|>")]
+    else:
+        stop_ids, banned = (), list(tokenizer.special_ids)
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+    if args.speculative:
+        stats = _speculative(model, prompt_ids, args.max_new_tokens, stop_ids, tokenizer,
+                             sys.stdout)
+    else:
+        gen = generate(model, prompt_ids, args.max_new_tokens,
+                       temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                       seed=args.seed, prefill_chunk=args.prefill_chunk, banned_ids=banned,
+                       stop_ids=stop_ids)
+        stats = _stream(gen, StreamDecoder(tokenizer), sys.stdout)
+    print(stats, file=sys.stderr)
     return 0
 
 

@@ -63,7 +63,7 @@ def test_training_lowers_the_held_out_loss(corpus, tmp_path):
     evals = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()
              if json.loads(x)["kind"] == "eval"]
     assert [e["step"] for e in evals] == [30, 60]
-    # An untrained byte model sits near ln(265) = 5.6 nats; this text is very predictable.
+    # An untrained byte model sits near ln(269) = 5.6 nats; this text is very predictable.
     assert result.val_loss < 2.5 and evals[-1]["val_loss"] < evals[0]["val_loss"]
     assert result.val_bpb == pytest.approx(result.val_loss / math.log(2))  # 1 byte per token
     assert (tmp_path / "loss.png").stat().st_size > 1000
@@ -214,11 +214,11 @@ def test_checkpoint_round_trip_and_atomic_failure(tmp_path, monkeypatch):
     from assoclm.models import build_model
 
     model_cfg, _ = get_preset("tiny")
-    model = build_model("propagator", {**model_cfg, "vocab_size": 265})
     tok = ByteTokenizer()
+    model = build_model("propagator", {**model_cfg, "vocab_size": tok.vocab_size})
     first = save_checkpoint(tmp_path, 1, model, "propagator", tok)
     loaded, loaded_tok, where = load_checkpoint(tmp_path)
-    assert where == first and loaded_tok.vocab_size == 265
+    assert where == first and loaded_tok.vocab_size == 269 and loaded_tok.has_chat
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), name
 
@@ -249,9 +249,10 @@ def test_evaluate_can_take_whole_documents_up_to_the_budget():
     from assoclm.models import build_model
 
     model_cfg, _ = get_preset("tiny")
-    model = build_model("propagator", {**model_cfg, "vocab_size": 265})
+    tok = ByteTokenizer()
+    model = build_model("propagator", {**model_cfg, "vocab_size": tok.vocab_size})
     docs = [list(range(10, 30)), list(range(40, 50)), list(range(60, 90))]
-    lengths = token_byte_lengths(ByteTokenizer())
+    lengths = token_byte_lengths(tok)
     got = evaluate(model, docs, lengths, batch_size=2, seq_len=8, max_tokens=30,
                    whole_documents=True)
     assert got["tokens"] == 19 + 9  # the first two documents whole; the third would overflow

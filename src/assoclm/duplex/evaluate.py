@@ -21,7 +21,7 @@ from assoclm.data.duplex import DuplexStream, build_stream
 from assoclm.duplex.metrics import ProtocolMetrics, memory_recall
 from assoclm.duplex.protocol import Dialogue
 from assoclm.generation import generate
-from assoclm.tokenizer import NUM_CONTROL, BaseTokenizer
+from assoclm.tokenizer import BaseTokenizer
 from assoclm.train.evaluate import evaluate, token_byte_lengths
 
 
@@ -34,7 +34,7 @@ def answer_probes(model: nn.Module, tokenizer: BaseTokenizer, dialogues: Sequenc
     """
     model_id = tokenizer.control_id("[MODEL]")
     end_id = tokenizer.control_id("[MODEL_END]")
-    banned = [i for i in range(NUM_CONTROL) if i != end_id]
+    banned = [i for i in tokenizer.special_ids if i != end_id]
     answers, probes = [], []
     for dialogue in dialogues:
         if not dialogue.probes:

@@ -27,7 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from assoclm.generation import StreamDecoder, sample_next
-from assoclm.tokenizer import NUM_CONTROL, BaseTokenizer
+from assoclm.tokenizer import BaseTokenizer
 
 _FORMAT = "assoclm.duplex-session/1"
 PHASES = ("listening", "speaking", "idle")
@@ -67,7 +67,7 @@ class DuplexSession:
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.ids = {name: tokenizer.control_id(name) for name in tokenizer.control_tokens}
         # A response may use any text id and [MODEL_END]; no other control id.
-        self._banned = [i for i in range(NUM_CONTROL) if i != self.ids["[MODEL_END]"]]
+        self._banned = [i for i in tokenizer.special_ids if i != self.ids["[MODEL_END]"]]
         self.tokens_fed = 0
         self.reset()
 

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from assoclm.config import Config, check_choice, check_float, check_int
+from assoclm.tokenizer import MIN_VOCAB_SIZE
 
 PRECISIONS = ("float32", "bfloat16", "float16")
 DATASET_MODES = ("text", "duplex_chat")
@@ -67,7 +68,8 @@ class TrainConfig(Config):
                 raise ValueError(f"{name}.{field} must be a non-empty source spec; got {value!r}")
         check_float(name, "p_interrupt", self.p_interrupt, 0, 1)
         check_float(name, "listen_weight", self.listen_weight, 0, 100)
-        check_int(name, "vocab_size", self.vocab_size, 265)
+        # the BPE's size; below this the control, byte and chat ids do not fit
+        check_int(name, "vocab_size", self.vocab_size, MIN_VOCAB_SIZE)
         check_float(name, "val_fraction", self.val_fraction, 0, 1, low_open=True,
                     high_open=True)
         for field in ("batch_size", "unroll_len", "eval_tokens", "eval_probes",
