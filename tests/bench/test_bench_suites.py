@@ -166,11 +166,12 @@ def test_bench_cli_lists_suites_and_rejects_unknown(capsys):
 def test_presets_size_the_families_alike():
     from assoclm.train.presets import PRESETS, get_preset
 
-    for name in PRESETS:
-        counts = {}
-        for family in ("propagator", "hebbian", "transformer"):
-            cfg, train = get_preset(name, family)
-            vocab = 265 if train.get("tokenizer") == "byte" else 4096
-            counts[family] = count_parameters(family, {**cfg, "vocab_size": vocab})
+    for name, (_, families, train) in PRESETS.items():
+        vocab = 269 if train.get("tokenizer") == "byte" else 4096
+        counts = {family: count_parameters(family, {**get_preset(name, family)[0],
+                                                    "vocab_size": vocab})
+                  for family in families}
         assert counts["propagator"] == counts["hebbian"]
-        assert abs(counts["transformer"] / counts["propagator"] - 1) < 0.05, (name, counts)
+        for family in ("transformer", "positronic"):
+            if family in counts:
+                assert abs(counts[family] / counts["propagator"] - 1) < 0.05, (name, counts)

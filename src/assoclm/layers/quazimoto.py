@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from assoclm.ops.kuramoto import check_ring_sizes, integrate_kuramoto
+from assoclm.ops.kuramoto import check_ring_sizes, integrate_kuramoto, ring_index
 
 MODULATIONS = ("coupling", "frustration", "center", "drive")
 
@@ -80,8 +80,7 @@ class QuazimotoBlock(nn.Module):
         self.read_in = nn.Linear(2 * N, hidden, bias=False)
         self.read_out = nn.Linear(hidden, dim, bias=False)
         self.gate = nn.Parameter(torch.tensor(math.atanh(gate_init)))
-        self.register_buffer("_ring", torch.repeat_interleave(
-            torch.arange(R), torch.tensor(self.ring_sizes)), persistent=False)
+        self.register_buffer("_ring", ring_index(self.ring_sizes), persistent=False)
 
     @property
     def num_rings(self) -> int:

@@ -55,8 +55,7 @@ def check_ring_sizes(ring_sizes: Sequence[int]) -> tuple[int, ...]:
 def ring_index(ring_sizes: Sequence[int], device=None) -> torch.Tensor:
     """[N] long: the ring of each oscillator (rings are consecutive blocks)."""
     sizes = check_ring_sizes(ring_sizes)
-    return torch.repeat_interleave(torch.arange(len(sizes), device=device),
-                                   torch.tensor(sizes, device=device))
+    return torch.tensor([r for r, n in enumerate(sizes) for _ in range(n)], device=device)
 
 
 def ring_average_matrix(ring_sizes: Sequence[int], device=None,

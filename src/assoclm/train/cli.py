@@ -22,7 +22,8 @@ from assoclm.train.presets import PRESETS, get_preset
 # flag dest -> model config field (each model family takes the ones its config has)
 MODEL_FLAGS = ("hidden_size", "num_layers", "memory_key_size", "memory_value_size",
                "memory_heads", "mlp", "mlp_multiplier", "write_rate", "forget_rate",
-               "write_from", "chunk_size", "conv_size", "num_heads", "max_context")
+               "write_from", "chunk_size", "conv_size", "num_heads", "max_context",
+               "num_kv_heads", "attn_rank", "osc_steps", "mtp_heads", "traits")
 # TrainConfig fields a resumed run may change.
 RESUMABLE = ("max_steps", "max_tokens", "time_budget", "eval_every", "eval_tokens",
              "eval_probes", "checkpoint_every", "keep_checkpoints", "device")
@@ -37,6 +38,10 @@ def parse_duration(text: str) -> float:
             f"invalid duration {text!r}: use seconds or a number with s, m or h (e.g. 300, 5m)"
         )
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _traits(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
                        help="short causal convolution before q, k, v (0: none, the default)")
     model.add_argument("--num-heads", type=int, help="transformer: attention heads")
     model.add_argument("--max-context", type=int,
-                       help="transformer: attention window in tokens (the KV cache size)")
+                       help="transformer, positronic: attention window in tokens (the KV "
+                            "cache size)")
+    model.add_argument("--num-kv-heads", type=int, help="positronic: key/value heads (GQA)")
+    model.add_argument("--attn-rank", type=int,
+                       help="positronic: rank of the low-rank query and output projections")
+    model.add_argument("--osc-steps", type=int, help="positronic: Euler steps per token (4)")
+    model.add_argument("--mtp-heads", type=int,
+                       help="positronic: draft heads for speculative decoding (4; 0: none)")
+    model.add_argument("--traits", type=_traits,
+                       help="positronic: comma-separated optional traits (hrm, moe, jepa, "
+                            "fractal_seed, interstitial, controllers, specialists)")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--learning-rate", type=float, help="peak AdamW learning rate")
@@ -277,7 +292,7 @@ def sample_text(trainer, prompt: str, max_new_tokens: int, seed: int) -> dict[st
 
     model = trainer.model.eval()
     ids = list(generate(model, trainer.tokenizer.encode(prompt), max_new_tokens, seed=seed,
-                        **SAMPLING))
+                        banned_ids=trainer.tokenizer.special_ids, **SAMPLING))
     return {"prompt": prompt, "text": trainer.tokenizer.decode(ids), "tokens": len(ids),
             "seed": seed, **SAMPLING}
 

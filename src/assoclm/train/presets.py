@@ -17,6 +17,15 @@ _TINY = {"hidden_size": 32, "num_layers": 2, "memory_key_size": 16, "memory_valu
          "chunk_size": 16}
 _SEED = {"hidden_size": 512, "num_layers": 8, "memory_key_size": 128, "memory_value_size": 256}
 
+# Positronic at the Propagator's width and depth: fewer oscillator rings than the 768-wide
+# original (its 508 oscillators would triple the parameters here), low-rank q/out projections.
+_POSITRONIC_DEMO = {"hidden_size": 256, "num_layers": 4, "num_heads": 8, "num_kv_heads": 4,
+                    "attn_rank": 96, "osc_expansion": 2.5, "ring_sizes": [4, 8, 16, 32, 64],
+                    "max_context": 512}
+_POSITRONIC_TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1,
+                    "attn_rank": 16, "ring_sizes": [4, 8, 16], "mtp_heads": 2,
+                    "max_context": 64}
+
 # name -> (description, {model family: model config overrides}, TrainConfig overrides)
 PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]], dict[str, Any]]] = {
     "seed": (
@@ -29,7 +38,8 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]], dict[str, Any]]] = {
         "a 3.6M-parameter Propagator that learns Shakespeare in 5 minutes on 2 CPU cores",
         {"propagator": _DEMO, "hebbian": _DEMO,
          "transformer": {"hidden_size": 232, "num_layers": 4, "num_heads": 4,
-                         "max_context": 512}},
+                         "max_context": 512},
+         "positronic": _POSITRONIC_DEMO},
         {"batch_size": 16, "unroll_len": 128, "learning_rate": 2e-3,
          "warmup_steps": 50, "time_budget": 300.0, "eval_every": 150, "eval_tokens": 16384},
     ),
@@ -37,7 +47,8 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]], dict[str, Any]]] = {
         "a toy model for tests and smoke runs (seconds on a CPU)",
         {"propagator": _TINY, "hebbian": _TINY,
          "transformer": {"hidden_size": 30, "num_layers": 2, "num_heads": 1,
-                         "max_context": 64}},
+                         "max_context": 64},
+         "positronic": _POSITRONIC_TINY},
         {"tokenizer": "byte", "batch_size": 4, "unroll_len": 32, "learning_rate": 3e-3,
          "warmup_steps": 5, "eval_every": 10, "eval_tokens": 2048},
     ),
