@@ -23,6 +23,7 @@ BENCH_SUITES = {
     "train": "assoclm.bench.train",
     "eam": "assoclm.bench.eam",
     "depth": "assoclm.bench.depth",
+    "positronic": "assoclm.bench.positronic",
     "all": "assoclm.bench.suite",
     "report": "assoclm.bench.report",
 }

@@ -36,12 +36,20 @@ TARGET_GAP = 0.03  # propagator bpb at most 3% above the transformer's
 
 
 def train_one(name: str, args: argparse.Namespace) -> dict:
+    return train_run(name, args)[0]
+
+
+def train_run(name: str, args: argparse.Namespace, overrides: dict | None = None,
+              run_name: str | None = None) -> tuple[dict, object]:
+    """Train model family ``name`` of ``args.preset`` (its config updated by ``overrides``)
+    for ``args.tokens`` tokens in ``args.runs/run_name``; returns (its row, the trainer)."""
     from assoclm.train.cli import remove_run
     from assoclm.train.config import TrainConfig
     from assoclm.train.loop import Trainer
     from assoclm.train.plot import read_metrics
 
     model_cfg, train_cfg = get_preset(args.preset, name)
+    model_cfg.update(overrides or {})
     train_cfg.update({"model": name, "preset": args.preset, "max_tokens": args.tokens,
                       "time_budget": None, "max_steps": None, "eval_every": 0,
                       "eval_tokens": args.eval_tokens, "seed": args.seed,
@@ -51,7 +59,7 @@ def train_one(name: str, args: argparse.Namespace) -> dict:
     if args.tokenizer:
         train_cfg["tokenizer"] = args.tokenizer
     config = TrainConfig.from_dict(train_cfg)
-    out = Path(args.runs) / name
+    out = Path(args.runs) / (run_name or name)
     remove_run(out)  # a benchmark run starts from scratch
     trainer = Trainer(config, model_cfg, out, progress=args.progress,
                       log=(lambda m: None) if not args.verbose else None)
@@ -59,7 +67,7 @@ def train_one(name: str, args: argparse.Namespace) -> dict:
     train_records, eval_records = read_metrics(out / "metrics.jsonl")
     rates = sorted(r["tokens_per_s"] for r in train_records[len(train_records) // 10:])
     return {
-        "model": name,
+        "model": run_name or name,
         "parameters": trainer.num_parameters,
         "config": trainer.model.config.to_dict(),
         "steps": result.step,
@@ -71,7 +79,7 @@ def train_one(name: str, args: argparse.Namespace) -> dict:
         "val_tokens": (trainer.last_eval or {}).get("tokens"),
         "curve": [{"step": r["step"], "tokens": r["tokens"], "loss": r["loss"]}
                   for r in train_records],
-    }
+    }, trainer
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
@@ -140,7 +148,8 @@ def plot(result: dict, path) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assoclm bench lm", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", type=name_list(MODELS), default=list(MODELS))
+    p.add_argument("--models", type=name_list(MODELS + ("positronic",)), default=list(MODELS),
+                   help=f"comma list (default {','.join(MODELS)}; positronic also allowed)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="demo")
     p.add_argument("--tokens", type=int, default=1_000_000, help="training tokens per model")
     p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens scored")

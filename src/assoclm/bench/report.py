@@ -20,7 +20,7 @@ from pathlib import Path
 from assoclm.bench.depth import render_depth_dial, render_depth_drift, render_depth_ood
 
 RESULTS_DIR = Path("benchmarks/results")
-PAGES = ("README.md", "docs/RESULTS.md", "docs/EAM.md")
+PAGES = ("README.md", "docs/RESULTS.md", "docs/EAM.md", "docs/POSITRONIC.md")
 SECTION = re.compile(
     r"(<!-- results:(?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)",
     re.DOTALL,
@@ -261,6 +261,12 @@ def render_decode(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_positronic(result: dict) -> str:
+    from assoclm.bench.positronic import render
+
+    return render(result)
+
+
 def render_eam(result: dict) -> str:
     sort, cfg = result["sort"], result["config"]
     model, run = cfg["model"], cfg["run"]
@@ -295,7 +301,7 @@ RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train
              "duplex-eval": render_duplex_eval, "recall": render_recall, "lm": render_lm,
              "train-speed": render_train_speed, "decode": render_decode, "eam": render_eam,
              "depth-dial": render_depth_dial, "depth-ood": render_depth_ood,
-             "depth-drift": render_depth_drift}
+             "depth-drift": render_depth_drift, "positronic": render_positronic}
 
 
 def stated_targets(result: dict) -> list[dict]:
