@@ -167,7 +167,7 @@ class Drafting(Scripted):
     """A stand-in for a model with draft heads: ``speculative_generate`` returns the script
     up to the first stop id."""
 
-    def speculative_generate(self, prompt_ids, max_new_tokens, stop_ids=()):
+    def speculative_generate(self, prompt_ids, max_new_tokens, stop_ids=(), banned_ids=()):
         self.speculative_calls.append((list(prompt_ids), max_new_tokens, tuple(stop_ids)))
         ids = self.script[:max_new_tokens]
         stops = [k for k, i in enumerate(ids) if i in stop_ids]

@@ -414,12 +414,13 @@ def _stream(gen: Generation, decoder: StreamDecoder, out) -> str:
 
 
 def _speculative(model: nn.Module, prompt_ids: list[int], max_new_tokens: int,
-                 stop_ids: tuple[int, ...], tokenizer: BaseTokenizer, out) -> str:
+                 stop_ids: tuple[int, ...], banned: list[int], tokenizer: BaseTokenizer,
+                 out) -> str:
     """Greedy decoding by the model's ``speculative_generate``; returns the stats line."""
     start = time.perf_counter()
     with torch.inference_mode():
         new_ids, stats = model.speculative_generate(prompt_ids, max_new_tokens,
-                                                    stop_ids=stop_ids)
+                                                    stop_ids=stop_ids, banned_ids=banned)
     seconds = time.perf_counter() - start
     new_ids = [int(i) for i in new_ids]
     out.write(tokenizer.decode(new_ids) + "\n")
@@ -483,8 +484,8 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(prompt)
         sys.stdout.flush()
     if args.speculative:
-        stats = _speculative(model, prompt_ids, args.max_new_tokens, stop_ids, tokenizer,
-                             sys.stdout)
+        stats = _speculative(model, prompt_ids, args.max_new_tokens, stop_ids, banned,
+                             tokenizer, sys.stdout)
     else:
         gen = generate(model, prompt_ids, args.max_new_tokens,
                        temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,

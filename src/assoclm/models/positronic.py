@@ -403,11 +403,11 @@ class PositronicLM(TokenLM):
     # -------------------------------------------------------------------------- decoding
     @torch.no_grad()
     def speculative_generate(self, prompt_ids: Sequence[int], max_new_tokens: int,
-                             stop_ids: tuple[int, ...] = ()
+                             stop_ids: Sequence[int] = (), banned_ids: Sequence[int] = ()
                              ) -> tuple[list[int], dict[str, int]]:
         """Greedy decoding accelerated by the draft heads; the output equals plain greedy
-        decoding. Returns (new token ids without the stop token, stats: drafted, accepted,
-        forward_calls)."""
+        decoding that never picks ``banned_ids``. Returns (new token ids without the stop
+        token, stats: drafted, accepted, forward_calls)."""
         if not self.draft_heads:
             raise ValueError("speculative decoding needs mtp_heads > 0")
         if not prompt_ids:
@@ -416,6 +416,11 @@ class PositronicLM(TokenLM):
             raise ValueError("speculative decoding needs a model without traits (their "
                              "memories cannot be rewound)")
         device = self.embed.weight.device
+        banned = torch.tensor(sorted(set(banned_ids)), dtype=torch.long, device=device)
+
+        def pick(logits: torch.Tensor) -> torch.Tensor:
+            # greedy choice over [..., vocab], never a banned id
+            return logits.index_fill(-1, banned, -math.inf).argmax(-1)
         state = self.init_state(1, device)
         h, state, _ = self.hidden(torch.tensor([list(prompt_ids)], device=device), state)
         last = h[0, -1]
@@ -423,20 +428,20 @@ class PositronicLM(TokenLM):
         stats = {"drafted": 0, "accepted": 0, "forward_calls": 1}
         stops = set(stop_ids)
         while len(out) < max_new_tokens:
-            token = int(self.head(last).argmax())
+            token = int(pick(self.head(last)))
             if token in stops:
                 break
             out.append(token)
             room = max_new_tokens - len(out)
             if room == 0:
                 break
-            drafts = self.draft_logits(last).argmax(-1).tolist()[:room]
+            drafts = pick(self.draft_logits(last)).tolist()[:room]
             block = torch.tensor([[token] + drafts], device=device)
             h, state, _ = self.hidden(block, state)
             stats["forward_calls"] += 1
             stats["drafted"] += len(drafts)
             # main-head predictions after each fed token: verify draft i against position i
-            predicted = self.head(h[0]).argmax(-1).tolist()
+            predicted = pick(self.head(h[0])).tolist()
             accepted = 0
             for draft, want in zip(drafts, predicted):
                 if draft != want or draft in stops:
