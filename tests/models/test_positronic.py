@@ -393,3 +393,21 @@ def test_checkpoint_round_trip_and_generate_speculative_equals_greedy(tmp_path, 
         outputs.append(captured.out)
     assert outputs[0] == outputs[1] and len(outputs[0]) > len("hello")
     assert "accepted" in captured.err
+
+
+def test_memories_can_be_frozen_at_run_time():
+    model = tiny(traits=("specialists", "controllers"))
+    x = tokens(T=6)
+    with torch.no_grad():
+        _, before = model(x[:, :3])
+        _, written = model(x[:, 3:], before)
+        model.set_memories_frozen(True)
+        _, frozen = model(x[:, 3:], before)
+        model.set_memories_frozen(False)
+        _, again = model(x[:, 3:], before)
+    stores = [k for k in before.extras if "specialists" in k or "controller" in k]
+    assert stores
+    for k in stores:
+        assert torch.equal(frozen.extras[k], before.extras[k])
+        assert not torch.equal(written.extras[k], before.extras[k])
+        assert torch.equal(again.extras[k], written.extras[k])

@@ -63,6 +63,25 @@ def test_train_writes_a_complete_run(corpus, tmp_path, capsys):
     assert len(train_losses(out)) == 3
 
 
+def test_train_positronic_with_traits_and_resume(corpus, tmp_path, capsys):
+    out = tmp_path / "pos"
+    rc = train("--model", "positronic", "--data", corpus, "--max-steps", "6", "--out",
+               str(out), "--traits", "hrm,specialists", "--mtp-heads", "2", "--seed", "3")
+    assert rc == 0, capsys.readouterr().err
+    model, _, _ = load_checkpoint(out)
+    assert type(model).__name__ == "PositronicLM"
+    assert model.config.traits == ("hrm", "specialists") and model.config.mtp_heads == 2
+    records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in records if r["kind"] == "train"]
+    # the logged loss is the next-token cross entropy; the objective's parts ride along
+    assert all({"loss_total", "loss_mtp", "loss_z"} <= set(r) for r in train_rows)
+    assert main(["train", "--resume", str(out), "--max-steps", "9", "--no-progress"]) == 0
+    assert len(train_losses(out)) == 9
+    assert train("--model", "positronic", "--data", corpus, "--max-steps", "2", "--out",
+                 str(tmp_path / "bad"), "--traits", "wings") == 2
+    assert "traits" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["--precision", "int8"], "invalid choice: 'int8'"),
     (["--time-budget", "soon"], "invalid duration 'soon'"),

@@ -69,10 +69,14 @@ def test_training_lowers_the_held_out_loss(corpus, tmp_path):
     assert (tmp_path / "loss.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize(("family", "streaming"), [
-    ("propagator", True), ("propagator", False), ("hebbian", True), ("transformer", True)])
-def test_resume_gives_the_losses_of_the_uninterrupted_run(corpus, tmp_path, family, streaming):
+@pytest.mark.parametrize(("family", "streaming", "traits"), [
+    ("propagator", True, ()), ("propagator", False, ()), ("hebbian", True, ()),
+    ("transformer", True, ()), ("positronic", True, ("hrm", "specialists", "controllers"))])
+def test_resume_gives_the_losses_of_the_uninterrupted_run(corpus, tmp_path, family, streaming,
+                                                          traits):
     config, model = tiny_config(corpus, family, streaming=streaming)
+    if traits:  # the traits' test-time memories are carried and restored like the KV cache
+        model = {**model, "traits": list(traits)}
     Trainer(config, model, tmp_path / "a", **QUIET).run()
     first = Trainer(config, model, tmp_path / "b", **QUIET).run(stop_after=5)
     assert first.interrupted and first.step == 5

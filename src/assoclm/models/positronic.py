@@ -318,6 +318,16 @@ class PositronicLM(TokenLM):
                     extras[f"layers.{i}.{name}"] = t
         return PositronicState(kv, extras)
 
+    def set_memories_frozen(self, frozen: bool) -> None:
+        """Stop (True) or resume (False) the test-time writes of the traits' memories (the
+        specialists' stores, the controllers' fast weights); reads go on either way."""
+        self.config.freeze_memories = bool(frozen)
+        for block in self.blocks:
+            if block.ring_traits is not None:
+                for module in block.ring_traits.modules():
+                    if hasattr(module, "freeze"):
+                        module.freeze = bool(frozen)
+
     # ---------------------------------------------------------------------------- forward
     def hidden(self, tokens: torch.Tensor, state: PositronicState
                ) -> tuple[torch.Tensor, PositronicState, dict[str, torch.Tensor]]:

@@ -23,7 +23,8 @@ from assoclm.train.presets import PRESETS, get_preset
 MODEL_FLAGS = ("hidden_size", "num_layers", "memory_key_size", "memory_value_size",
                "memory_heads", "mlp", "mlp_multiplier", "write_rate", "forget_rate",
                "write_from", "chunk_size", "conv_size", "num_heads", "max_context",
-               "num_kv_heads", "attn_rank", "osc_steps", "mtp_heads", "traits")
+               "num_kv_heads", "attn_rank", "osc_steps", "mtp_heads", "traits",
+               "freeze_memories")
 # TrainConfig fields a resumed run may change.
 RESUMABLE = ("max_steps", "max_tokens", "time_budget", "eval_every", "eval_tokens",
              "eval_probes", "checkpoint_every", "keep_checkpoints", "device")
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--traits", type=_traits,
                        help="positronic: comma-separated optional traits (hrm, moe, jepa, "
                             "fractal_seed, interstitial, controllers, specialists)")
+    model.add_argument("--freeze-memories", action=argparse.BooleanOptionalAction,
+                       help="positronic: no test-time writes to the traits' memories")
 
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--learning-rate", type=float, help="peak AdamW learning rate")
