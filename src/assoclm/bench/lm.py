@@ -122,10 +122,21 @@ def plot(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    plot_loss_curves(ax, result["rows"])
+    cfg = result["config"]
+    ax.set_title(f"assoclm bench lm: {cfg['preset']} preset on {cfg['data']} @ "
+                 f"{result['provenance']['git_commit'][:12]}", fontsize=9)
+    save_figure_atomic(fig, path)
+    plt.close(fig)
+
+
+def plot_loss_curves(ax, rows: list[dict]) -> None:
+    """Each trained row's training loss (EMA) against tokens, labelled with its held-out
+    bits per byte."""
     from assoclm.train.plot import Ema
 
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    for row in result["rows"]:
+    for row in rows:
         ema, ys = Ema(0.95), []
         for r in row["curve"]:
             ema.add(r["loss"])
@@ -135,13 +146,8 @@ def plot(result: dict, path) -> None:
                       f"{row['val_bpb']:.3f} bits/byte held out")
     ax.set_xlabel("training tokens (millions)")
     ax.set_ylabel("training loss (nats/token, EMA)")
-    cfg = result["config"]
-    ax.set_title(f"assoclm bench lm: {cfg['preset']} preset on {cfg['data']} @ "
-                 f"{result['provenance']['git_commit'][:12]}", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save_figure_atomic(fig, path)
-    plt.close(fig)
 
 
 

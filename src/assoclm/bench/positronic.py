@@ -45,7 +45,7 @@ from assoclm.bench.common import (
     time_interleaved,
     write_result,
 )
-from assoclm.bench.lm import train_run
+from assoclm.bench.lm import plot_loss_curves, train_run
 from assoclm.models.positronic import TRAITS
 from assoclm.train.presets import PRESETS
 
@@ -225,22 +225,8 @@ def plot(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from assoclm.train.plot import Ema
-
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    ax = axes[0]
-    for row in result["rows"]:
-        ema, ys = Ema(0.95), []
-        for r in row["curve"]:
-            ema.add(r["loss"])
-            ys.append(ema.value)
-        ax.plot([r["tokens"] / 1e6 for r in row["curve"]], ys,
-                label=f"{row['model']} ({row['parameters'] / 1e6:.2f}M): "
-                      f"{row['val_bpb']:.3f} bits/byte")
-    ax.set_xlabel("training tokens (millions)")
-    ax.set_ylabel("training loss (nats/token, EMA)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    plot_loss_curves(axes[0], result["rows"])
     ax = axes[1]
     for name, info in result["positronic"].items():
         ax.plot(range(len(info["gates"])), info["gates"], "o-", label=name)
@@ -252,7 +238,11 @@ def plot(result: dict, path) -> None:
     ax = axes[2]
     name = "positronic+traits" if "positronic+traits" in result["positronic"] else "positronic"
     rows = result["positronic"][name]["ablation"]
-    ax.barh([r["component"] for r in rows], [max(r["max_abs_dlogit"], 1e-12) for r in rows])
+    floor = 1e-9  # a measured 0 (JEPA, an untrained trait) is drawn at the floor, labelled
+    values = [r["max_abs_dlogit"] for r in rows]
+    ax.barh([r["component"] for r in rows], [max(v, floor) for v in values])
+    for i, v in enumerate(values):
+        ax.text(max(v, floor), i, f" {v:.3g}", va="center", fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("max |Δlogit| with the gate zeroed")
     ax.set_title(name, fontsize=9)
