@@ -4,7 +4,7 @@
     assoclm bench all                                  # the full suites (CPU: hours)
 
 Each suite writes ``<out-dir>/<suite>-<device>.json`` and its PNG; ``--data`` is passed to
-the ``lm`` suite (e.g. a local text file where the built-in corpora cannot be fetched).
+the ``lm`` and ``positronic`` suites (e.g. a local text file where the built-in corpora cannot be fetched).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ SUITES = {
     "lm": "assoclm.bench.lm",
     "train-speed": "assoclm.bench.speed",
     "decode": "assoclm.bench.decode",
+    "positronic": "assoclm.bench.positronic",
 }
 
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         flags = ["--out", str(out), "--device", args.device] + (["--quick"] if args.quick else [])
         if name == "lm":
             flags += ["--runs", args.runs] + (["--data", args.data] if args.data else [])
+        if name == "positronic" and args.data:
+            flags += ["--data", args.data]
         print(f"== assoclm bench {name} {' '.join(flags)}", flush=True)
         importlib.import_module(SUITES[name]).main(flags)
     return 0
