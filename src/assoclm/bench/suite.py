@@ -4,7 +4,8 @@
     assoclm bench all                                  # the full suites (CPU: hours)
 
 Each suite writes ``<out-dir>/<suite>-<device>.json`` and its PNG; ``--data`` is passed to
-the ``lm`` and ``positronic`` suites (e.g. a local text file where the built-in corpora cannot be fetched).
+the ``lm`` and ``positronic`` suites (e.g. a local text file where the built-in corpora
+cannot be fetched).
 """
 
 from __future__ import annotations

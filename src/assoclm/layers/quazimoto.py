@@ -20,7 +20,8 @@ with a strong diagonal and weaker couplings to the neighbouring rings; α (frust
 c (centre pull) and g (drive gain) at small positive values. ``softclamp(y) =
 bound · erf(√π·y / (2·bound))``: slope 1 at 0, smooth, and |out| < bound (10).
 
-Trait hooks: ``forward`` takes optional ``phase_offset`` [..., N] (added to θ⁰),
+Trait hooks: ``forward`` takes optional ``initial`` (``initial_conditions(norm(x))``, when
+the caller computed it already), ``phase_offset`` [..., N] (added to θ⁰),
 ``extra_drive`` [..., N] (added to u) and ``modulation``, a dict of per-ring, per-token
 [..., R] tensors: ``"coupling"`` (row r of K scaled by 1 + m_r), ``"frustration"`` (added to
 α_r), ``"center"`` (c_r scaled by 1 + m_r) and ``"drive"`` (g_r scaled by 1 + m_r). With
@@ -94,9 +95,13 @@ class QuazimotoBlock(nn.Module):
 
     def phases(self, x: torch.Tensor, phase_offset: torch.Tensor | None = None,
                extra_drive: torch.Tensor | None = None,
-               modulation: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """x [..., D] -> the integrated phases θ [..., N] (computed in float32)."""
-        theta, omega, drive = (t.float() for t in self.initial_conditions(self.norm(x)))
+               modulation: dict[str, torch.Tensor] | None = None,
+               initial: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        """x [..., D] -> the integrated phases θ [..., N] (computed in float32). ``initial``:
+        ``initial_conditions(norm(x))`` when the caller has already computed it."""
+        if initial is None:
+            initial = self.initial_conditions(self.norm(x))
+        theta, omega, drive = (t.float() for t in initial)
         if phase_offset is not None:
             theta = theta + phase_offset
         mod = dict(modulation or {})
@@ -127,8 +132,10 @@ class QuazimotoBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, phase_offset: torch.Tensor | None = None,
                 extra_drive: torch.Tensor | None = None,
-                modulation: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        return self.readout(self.phases(x, phase_offset, extra_drive, modulation), x.dtype)
+                modulation: dict[str, torch.Tensor] | None = None,
+                initial: tuple[torch.Tensor, ...] | None = None) -> torch.Tensor:
+        return self.readout(self.phases(x, phase_offset, extra_drive, modulation, initial),
+                            x.dtype)
 
     @property
     def gate_value(self) -> float:

@@ -465,9 +465,6 @@ class RingTraits(nn.Module):
             raise ValueError(f"the block's ring sizes {list(osc.ring_sizes)} differ from the "
                              f"config's {list(c.ring_sizes)}")
         self.layer, self.init_std = layer, c.init_std
-        # the block is held outside the module tree so its parameters are not registered
-        # (and saved) a second time under this module
-        self._osc = (osc,)
         sizes, N = osc.ring_sizes, osc.num_oscillators
         self.register_buffer("ring", osc._ring.clone(), persistent=False)      # [N]
         self.fractal_seed = FractalPhaseSeed(c.vocab_size, N) if c.has("fractal_seed") \
@@ -483,10 +480,6 @@ class RingTraits(nn.Module):
                                            c.freeze_memories) \
             if c.has("specialists") else None
         self.reset_parameters()
-
-    @property
-    def osc(self) -> QuazimotoBlock:
-        return self._osc[0]
 
     def _parts(self) -> dict[str, nn.Module]:
         return {t: getattr(self, t) for t in self.enabled}
@@ -523,20 +516,18 @@ class RingTraits(nn.Module):
                 raise ValueError(f"layer {self.layer}: ring-trait state {name!r} must be "
                                  f"{list(t.shape)}; got {list(got.shape)}")
 
-    def forward(self, x: torch.Tensor, tokens: torch.Tensor, first_position: int,
-                state: dict[str, torch.Tensor]
+    def forward(self, h: torch.Tensor, theta0: torch.Tensor, tokens: torch.Tensor,
+                first_position: int, state: dict[str, torch.Tensor]
                 ) -> tuple[dict[str, object], dict[str, torch.Tensor]]:
-        """x [B, T, D] (the residual stream after attention), tokens [B, T]; first_position
-        (the absolute position of tokens[:, 0]) is unused: the traits are position-free."""
-        B, T, _ = x.shape
+        """h [B, T, D] = osc.norm(x), the block's normed input; θ⁰ [B, T, N] its initial
+        phases (``osc.initial_conditions(h)[0]``, computed once by the caller for both the
+        traits and the block); tokens [B, T]; first_position (the absolute position of
+        tokens[:, 0]) is unused: the traits are position-free."""
+        B, T, _ = h.shape
         if tokens.shape != (B, T):
             raise ValueError(f"tokens must be [B, T] = [{B}, {T}]; got {list(tokens.shape)}")
         self._check_state(state, B)
-        osc = self.osc
-        h = osc.norm(x)
-        theta0 = None
-        if self.interstitial is not None or self.controllers is not None:
-            theta0 = osc.initial_conditions(h)[0].float()                   # [B, T, N]
+        theta0 = theta0.float()                                             # [B, T, N]
         hooks: dict[str, object] = {}
         new: dict[str, torch.Tensor] = {}
         drive = None

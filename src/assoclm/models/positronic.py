@@ -270,7 +270,11 @@ class PositronicBlock(nn.Module):
         x = x + y
         hooks: dict[str, Any] = {}
         if self.ring_traits is not None:
-            hooks, extras = self.ring_traits(x, tokens, first_position, extras)
+            # the normed input and the initial conditions serve the traits and the block
+            h = self.osc.norm(x)
+            initial = self.osc.initial_conditions(h)
+            hooks, extras = self.ring_traits(h, initial[0], tokens, first_position, extras)
+            hooks["initial"] = initial
         return x + self.osc(x, **hooks), cache, extras
 
 

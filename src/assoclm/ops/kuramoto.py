@@ -92,6 +92,14 @@ def kuramoto_velocity(theta: torch.Tensor, omega: torch.Tensor, coupling: torch.
     pulled by each ring s); frustration α, center_gain c: [R] or [..., R]; center_phase φ: a
     float or a tensor broadcasting against [...].
     """
+    sizes = _check_velocity_args(theta, omega, coupling, ring_sizes, frustration, center_gain)
+    return _velocity(theta, omega, coupling, ring_index(sizes, theta.device),
+                     ring_average_matrix(sizes, theta.device, theta.dtype), frustration,
+                     center_phase, center_gain, drive)
+
+
+def _check_velocity_args(theta, omega, coupling, ring_sizes, frustration, center_gain
+                         ) -> tuple[int, ...]:
     sizes = check_ring_sizes(ring_sizes)
     R, N = len(sizes), sum(sizes)
     if theta.shape[-1] != N or omega.shape != theta.shape:
@@ -101,8 +109,13 @@ def kuramoto_velocity(theta: torch.Tensor, omega: torch.Tensor, coupling: torch.
         raise ValueError(f"coupling must be [..., {R}, {R}]; got {list(coupling.shape)}")
     _per_ring(frustration, R, "frustration")
     _per_ring(center_gain, R, "center_gain")
-    index = ring_index(sizes, theta.device)
-    zc, zs = ring_mean_field(theta, sizes)                      # [..., R]
+    return sizes
+
+
+def _velocity(theta, omega, coupling, index, average, frustration, center_phase, center_gain,
+              drive) -> torch.Tensor:
+    # index [N]: each oscillator's ring; average P [N, R]: the ring means (checked by caller)
+    zc, zs = theta.cos() @ average, theta.sin() @ average          # Re Z, Im Z [..., R]
     # F_r = Σ_s K_rs Z_s, [..., R]
     fc = (coupling @ zc.unsqueeze(-1)).squeeze(-1)
     fs = (coupling @ zs.unsqueeze(-1)).squeeze(-1)
@@ -156,8 +169,12 @@ def integrate_kuramoto(theta: torch.Tensor, omega: torch.Tensor, coupling: torch
         raise ValueError(f"steps must be a non-negative integer; got {steps!r}")
     if not dt > 0:
         raise ValueError(f"dt must be > 0; got {dt!r}")
+    sizes = _check_velocity_args(theta, omega, coupling, ring_sizes, frustration, center_gain)
+    # the ring layout is built once, not at every step
+    index = ring_index(sizes, theta.device)
+    average = ring_average_matrix(sizes, theta.device, theta.dtype)
     for step in range(steps):
-        velocity = kuramoto_velocity(theta, omega, coupling, ring_sizes, frustration,
-                                     center_omega * step * dt, center_gain, drive)
+        velocity = _velocity(theta, omega, coupling, index, average, frustration,
+                             center_omega * step * dt, center_gain, drive)
         theta = theta + dt * velocity
     return theta
