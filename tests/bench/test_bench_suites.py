@@ -35,6 +35,29 @@ def test_recall_quick_writes_rows_targets_and_plot(tmp_path):
     assert (tmp_path / "recall.png").stat().st_size > 1000
 
 
+def test_recall_trains_on_a_mix_of_settings_and_tests_on_the_target(tmp_path, monkeypatch):
+    seen = []
+
+    def fit_spy(model, train, test, **kwargs):
+        seen.append((train, test))
+        return real_fit(model, train, test, **kwargs)
+
+    real_fit = recall.fit
+    monkeypatch.setattr(recall, "fit", fit_spy)
+    out = tmp_path / "recall.json"
+    recall.main(["--quick", "--models", "propagator", "--mqar", "32x4",
+                 "--mqar-train-mix", "16x2,48x8", "--facts", "none", "--out", str(out),
+                 "--no-progress", "--no-verbose", "--no-plot"])
+    (row,) = _load(out)["mqar"]
+    assert row["train_settings"] == [[32, 4], [16, 2]]  # 48x8 does not fit in 32
+    assert _load(out)["fact_update"] == []  # --facts none
+    ((train, test),) = seen
+    assert train.seq_len == test.seq_len == 32 and train.num_examples == 256  # --quick's
+    per_example = train.scored.sum(1)
+    assert set(per_example.tolist()) == {2, 4} and (per_example == 2).sum() == 128
+    assert set(test.scored.sum(1).tolist()) == {4}  # scored on the target setting only
+
+
 def test_recall_targets_are_judged_on_the_measured_numbers():
     row = {"model": "propagator", "seq_len": 256, "num_kv_pairs": 16, "width": 128,
            "accuracy": 0.985}

@@ -376,3 +376,22 @@ def test_synthetic_task_validates():
         SyntheticTask(x, torch.full_like(x, -100), 4, "bad", groups={"g": torch.ones(2, 3) > 0})
     moved = fact_update(2, 2, 1, 16).to("cpu")
     assert set(moved.groups) == {"overwritten", "untouched"}
+
+
+def test_mixture_pads_shuffles_and_keeps_every_example():
+    from assoclm.data.synthetic import mixture
+
+    short, long = mqar(30, 16, 2, 64, seed=1), mqar(20, 32, 4, 64, seed=2)
+    mixed = mixture([short, long], 32, seed=0)
+    assert mixed.inputs.shape == (50, 32) and mixed.vocab_size == 64
+    # every example is there once, the short ones padded with 0 and unscored targets
+    padded = torch.nn.functional.pad(short.inputs, (0, 16))
+    rows = {tuple(r) for r in mixed.inputs.tolist()}
+    assert rows == {tuple(r) for r in padded.tolist()} | {tuple(r) for r in long.inputs.tolist()}
+    assert mixed.scored.sum() == short.scored.sum() + long.scored.sum()
+    is_short = (mixed.inputs[:, 16:] == 0).all(1) & ~mixed.scored[:, 16:].any(1)
+    assert is_short.sum() >= 30 and not torch.equal(mixed.inputs[:30], padded)  # shuffled
+    with pytest.raises(ValueError, match="shorter than"):
+        mixture([long], 16)
+    with pytest.raises(ValueError, match="one vocabulary"):
+        mixture([short, mqar(5, 16, 2, 128)], 32)

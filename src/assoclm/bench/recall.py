@@ -33,7 +33,7 @@ from assoclm.bench.common import (
     save_figure_atomic,
     write_result,
 )
-from assoclm.data.synthetic import fact_update, mqar
+from assoclm.data.synthetic import fact_update, mixture, mqar
 from assoclm.models import build_model
 from assoclm.models.sizing import count_parameters, matched_configs
 from assoclm.train.synthetic import fit
@@ -61,6 +61,25 @@ def _pairs(text: str) -> list[tuple[int, int]]:
     return out
 
 
+def _facts(text: str) -> list[int]:
+    """argparse type for --facts: 'FACTS,UPDATES', or 'none' (skip the fact-update task)."""
+    return [] if text.strip().lower() == "none" else int_list(text)
+
+
+def _mqar_train_set(args: argparse.Namespace, seq_len: int, pairs: int):
+    """MQAR training examples for the setting (seq_len, pairs): that setting alone, or with
+    ``--mqar-train-mix`` an equal share of it and of each mix setting that fits in seq_len
+    (Zoology's mixed training). Returns (task, [[seq_len, pairs], ...] trained on)."""
+    settings = [(seq_len, pairs)] + [(n, d) for n, d in args.mqar_train_mix
+                                     if n <= seq_len and (n, d) != (seq_len, pairs)]
+    if len(settings) == 1:
+        task = mqar(args.train_examples, seq_len, pairs, args.vocab_size, seed=args.seed)
+        return task, [[seq_len, pairs]]
+    share = max(1, args.train_examples // len(settings))
+    # seeds offset per setting (and away from the test set's seed + 1)
+    tasks = [mqar(share, n, d, args.vocab_size, seed=args.seed + 1000 * (i + 1))
+             for i, (n, d) in enumerate(settings)]
+    return mixture(tasks, seq_len, seed=args.seed), [list(s) for s in settings]
 
 
 def _memory_settings(args: argparse.Namespace) -> dict:
@@ -89,6 +108,8 @@ def plan(args: argparse.Namespace) -> tuple[dict, dict]:
     Returns ({(seq_len, pairs, width): configs}, fact-update configs or {}).
     """
     mqar_configs = {}
+    for seq_len, pairs in args.mqar_train_mix:
+        mqar(1, seq_len, pairs, args.vocab_size, seed=args.seed)  # raises on a bad setting
     for seq_len, pairs in args.mqar:
         mqar(1, seq_len, pairs, args.vocab_size, seed=args.seed)  # raises on a bad setting
         for width in args.widths:
@@ -114,14 +135,14 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     rows, fact_rows = [], []
     start = time.perf_counter()
     for seq_len, pairs in args.mqar:
-        train = mqar(args.train_examples, seq_len, pairs, args.vocab_size, seed=args.seed)
+        train, train_settings = _mqar_train_set(args, seq_len, pairs)
         test = mqar(args.test_examples, seq_len, pairs, args.vocab_size, seed=args.seed + 1)
         for width in args.widths:
             for name, config in mqar_configs[(seq_len, pairs, width)].items():
                 label = f"mqar N={seq_len} D={pairs} d={width} {name}"
                 row = _fit_one(name, config, train, test, args, label)
                 row.update({"task": "mqar", "seq_len": seq_len, "num_kv_pairs": pairs,
-                            "width": width})
+                            "width": width, "train_settings": train_settings})
                 rows.append(row)
                 log(f"{label}: accuracy {row['accuracy']:.4f} after {row['steps']} steps "
                     f"({row['parameters']:,} parameters, {row['elapsed_s']:.0f}s)")
@@ -226,8 +247,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--widths", type=int_list, default=[64, 128, 256], help="default 64,128,256")
     p.add_argument("--mqar", type=_pairs, default=[(256, 16), (128, 8)],
                    help="SEQ_LENxPAIRS settings (default 256x16,128x8)")
-    p.add_argument("--facts", type=int_list, default=[16, 8],
-                   help="fact update: FACTS,UPDATES (default 16,8)")
+    p.add_argument("--mqar-train-mix", type=_pairs, default=[],
+                   help="also train each MQAR setting on these SEQ_LENxPAIRS settings (those "
+                        "that fit), an equal share of examples each, as Zoology does; "
+                        "e.g. 64x4,128x8 (default: none)")
+    p.add_argument("--facts", type=_facts, default=[16, 8],
+                   help="fact update: FACTS,UPDATES (default 16,8), or 'none' to skip it")
     p.add_argument("--fact-filler", type=int, default=32, help="filler tokens (default 32)")
     p.add_argument("--fact-width", type=int, default=128, help="default 128")
     p.add_argument("--vocab-size", type=int, default=512, help="default 512 (> seq len)")

@@ -35,6 +35,7 @@ __all__ = [
     "fact_update",
     "fact_update_seq_len",
     "logits_accuracy",
+    "mixture",
     "mqar",
     "reverse_task",
     "sort_task",
@@ -161,6 +162,35 @@ def logits_accuracy(logits: torch.Tensor, task: SyntheticTask, group: str | None
     if logits.dim() != 3:
         raise ValueError(f"logits must be 3-D [N, T, V]; got shape {tuple(logits.shape)}")
     return accuracy(logits.argmax(dim=-1), task, group=group)
+
+
+def mixture(tasks: list[SyntheticTask], seq_len: int, seed: int = 0) -> SyntheticTask:
+    """The examples of several tasks of one vocabulary in one shuffled set of length
+    ``seq_len``: shorter examples are padded at the end with token 0 and unscored targets.
+
+    For training on several settings at once, as Zoology trains MQAR on a mix of
+    (sequence length, key-value pairs) settings so that the short, easy ones teach the
+    recall mechanism the long ones need. The models are causal, so padding after an example
+    changes none of its predictions. Groups are dropped (they differ between tasks).
+    """
+    if not tasks:
+        raise ValueError("mixture needs at least one task")
+    vocab = {t.vocab_size for t in tasks}
+    if len(vocab) != 1:
+        raise ValueError(f"mixture: the tasks must share one vocabulary; got sizes {sorted(vocab)}")
+    too_long = [t.seq_len for t in tasks if t.seq_len > seq_len]
+    if too_long:
+        raise ValueError(f"mixture: seq_len {seq_len} is shorter than a task's {max(too_long)}")
+    inputs, targets = [], []
+    for t in tasks:
+        pad = seq_len - t.seq_len
+        inputs.append(torch.nn.functional.pad(t.inputs, (0, pad), value=0))
+        targets.append(torch.nn.functional.pad(t.targets, (0, pad), value=IGNORE_INDEX))
+    order = torch.randperm(sum(t.num_examples for t in tasks),
+                           generator=torch.Generator().manual_seed(seed))
+    names = sorted({t.name for t in tasks})
+    return SyntheticTask(inputs=torch.cat(inputs)[order], targets=torch.cat(targets)[order],
+                         vocab_size=vocab.pop(), name="+".join(names))
 
 
 def mqar(
