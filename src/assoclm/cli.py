@@ -24,6 +24,7 @@ BENCH_SUITES = {
     "eam": "assoclm.bench.eam",
     "depth": "assoclm.bench.depth",
     "positronic": "assoclm.bench.positronic",
+    "duplex": "assoclm.bench.duplex",
     "all": "assoclm.bench.suite",
     "report": "assoclm.bench.report",
 }

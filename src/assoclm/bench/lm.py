@@ -40,9 +40,11 @@ def train_one(name: str, args: argparse.Namespace) -> dict:
 
 
 def train_run(name: str, args: argparse.Namespace, overrides: dict | None = None,
-              run_name: str | None = None) -> tuple[dict, object]:
-    """Train model family ``name`` of ``args.preset`` (its config updated by ``overrides``)
-    for ``args.tokens`` tokens in ``args.runs/run_name``; returns (its row, the trainer)."""
+              run_name: str | None = None, train_overrides: dict | None = None
+              ) -> tuple[dict, object]:
+    """Train model family ``name`` of ``args.preset`` (its config updated by ``overrides``,
+    the trainer's by ``train_overrides``) for ``args.tokens`` tokens in ``args.runs/run_name``;
+    returns (its row, the trainer)."""
     from assoclm.train.cli import remove_run
     from assoclm.train.config import TrainConfig
     from assoclm.train.loop import Trainer
@@ -54,6 +56,7 @@ def train_run(name: str, args: argparse.Namespace, overrides: dict | None = None
                       "time_budget": None, "max_steps": None, "eval_every": 0,
                       "eval_tokens": args.eval_tokens, "seed": args.seed,
                       "device": args.device, "checkpoint_every": None})
+    train_cfg.update(train_overrides or {})
     if args.data:
         train_cfg["data"] = args.data
     if args.tokenizer:

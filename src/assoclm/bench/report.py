@@ -267,6 +267,12 @@ def render_positronic(result: dict) -> str:
     return render(result)
 
 
+def render_duplex(result: dict) -> str:
+    from assoclm.bench.duplex import render
+
+    return render(result)
+
+
 def render_eam(result: dict) -> str:
     sort, cfg = result["sort"], result["config"]
     model, run = cfg["model"], cfg["run"]
@@ -301,7 +307,8 @@ RENDERERS = {"ops": render_ops, "train": render_train, "train-run": render_train
              "duplex-eval": render_duplex_eval, "recall": render_recall, "lm": render_lm,
              "train-speed": render_train_speed, "decode": render_decode, "eam": render_eam,
              "depth-dial": render_depth_dial, "depth-ood": render_depth_ood,
-             "depth-drift": render_depth_drift, "positronic": render_positronic}
+             "depth-drift": render_depth_drift, "positronic": render_positronic,
+             "duplex": render_duplex}
 
 
 def stated_targets(result: dict) -> list[dict]:

@@ -22,6 +22,7 @@ SUITES = {
     "train-speed": "assoclm.bench.speed",
     "decode": "assoclm.bench.decode",
     "positronic": "assoclm.bench.positronic",
+    "duplex": "assoclm.bench.duplex",
 }
 
 
