@@ -167,7 +167,7 @@ def plot(result: dict, path) -> None:
     ax.set_ylabel("held-out %")
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="center right")
     cfg = result["config"]
     ax.set_title(f"assoclm bench duplex: {cfg['preset']} preset, {cfg['tokens']:,} tokens each "
                  f"(dashed: goal) @ {result['provenance']['git_commit'][:12]}", fontsize=9)

@@ -60,7 +60,8 @@ def _commit(prov: dict) -> str:
 
 def _machine_line(prov: dict) -> str:
     m = prov["machine"]
-    where = m.get("gpu") or f"{m['cpu']}, {m['torch_threads']} threads"
+    threads = m["torch_threads"]
+    where = m.get("gpu") or f"{m['cpu']}, {threads} thread{'' if threads == 1 else 's'}"
     return (f"{m['device']} ({where}), torch {m['torch']}, commit {_commit(prov)}. "
             f"Command: `{prov['command']}`")
 
