@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.assoclm-installed
 # torch first and pinned: an unpinned torch pulls a multi-GB CUDA build on Linux.
 TORCH  := torch==2.13.0
 
-.PHONY: demo demo-duplex test test-all lint bench-ops bench-train bench-all report venv clean
+.PHONY: demo demo-lm test test-all lint bench-ops bench-train bench-all report venv clean
 
 venv: $(STAMP)
 
@@ -17,20 +17,22 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
 
-## The main job: fetch Shakespeare, train a small Propagator on the CPU within a fixed time
-## budget (5 minutes of training), print held-out loss, bits per byte and a sample.
+## The main job: train a small Propagator on the full-duplex dialogue mix on the CPU (7 minutes
+## of training), score the protocol on held-out dialogues, then play a scripted live session
+## (listening, the turn-taking decision, an interrupt, a fact updated and recalled).
 DEMO_OUT ?= runs/demo
 demo: $(STAMP)
-	$(PY) -m assoclm.cli train --preset demo --out $(DEMO_OUT) --overwrite --sample-prompt "ROMEO:"
-	@echo "Generate more: .venv/bin/assoclm generate --checkpoint $(DEMO_OUT) --prompt 'JULIET:'"
+	$(PY) -m assoclm.cli train --preset demo --dataset-mode duplex_chat --time-budget 7m --eval-every 300 --eval-probes 50 --out $(DEMO_OUT) --overwrite
+	$(PY) -m assoclm.cli eval --task duplex --checkpoint $(DEMO_OUT) --max-probes 200
+	$(PY) -m assoclm.cli chat --checkpoint $(DEMO_OUT) --script --temperature 0
+	@echo "Chat with it (type while it answers to interrupt): .venv/bin/assoclm chat --checkpoint $(DEMO_OUT)"
 
-## Full-duplex: train on the dialogue mix (8 minutes of training), score the protocol on
-## held-out dialogues, then play the scripted live session.
-DUPLEX_OUT ?= runs/duplex
-demo-duplex: $(STAMP)
-	$(PY) -m assoclm.cli train --preset demo --dataset-mode duplex_chat --time-budget 8m --eval-every 400 --eval-probes 100 --out $(DUPLEX_OUT) --overwrite
-	$(PY) -m assoclm.cli eval --task duplex --checkpoint $(DUPLEX_OUT) --max-probes 300
-	$(PY) -m assoclm.cli chat --checkpoint $(DUPLEX_OUT) --script --temperature 0
+## The language-model demo: fetch Shakespeare, train a small Propagator within a fixed time
+## budget (5 minutes of training), print held-out loss, bits per byte and a sample.
+DEMO_LM_OUT ?= runs/demo-lm
+demo-lm: $(STAMP)
+	$(PY) -m assoclm.cli train --preset demo --out $(DEMO_LM_OUT) --overwrite --sample-prompt "ROMEO:"
+	@echo "Generate more: .venv/bin/assoclm generate --checkpoint $(DEMO_LM_OUT) --prompt 'JULIET:'"
 
 ## The default test suite: fast, CPU-only, slow tests excluded.
 # pytest exits 5 when it collected nothing: a broken suite, so fail loudly.
