@@ -198,3 +198,21 @@ def test_presets_size_the_families_alike():
         for family in ("transformer", "positronic"):
             if family in counts:
                 assert abs(counts[family] / counts["propagator"] - 1) < 0.05, (name, counts)
+
+
+def test_recall_renderer_names_the_training_mix_and_the_accuracy_curve():
+    prov = {"command": "python -m assoclm.cli bench recall", "git_commit": "abc" * 14,
+            "machine": {"device": "cpu", "cpu": "test cpu", "torch_threads": 1, "torch": "2"}}
+    row = {"model": "propagator", "seq_len": 256, "num_kv_pairs": 16, "width": 128,
+           "accuracy": 0.198, "parameters": 348804, "steps": 500,
+           "train_settings": [[256, 16], [64, 4], [128, 8]],
+           "history": [{"step": 250, "accuracy": 0.005}, {"step": 500, "accuracy": 0.198}]}
+    rec = {"suite": "recall", "provenance": prov, "mqar": [row], "fact_update": [],
+           "config": {"test_examples": 10, "steps": 500, "batch": 32, "stop_at": 0.99,
+                      "layers": 2, "vocab_size": 512}}
+    text = report.render_recall(rec)
+    assert "of (64, 4), (128, 8) (Zoology's mixed training)" in text
+    assert "0.5% at step 250, 19.8% at step 500." in text
+    assert "1 thread)" in text
+    plain = report.render_recall({**rec, "mqar": [{**row, "train_settings": [[256, 16]]}]})
+    assert "mixed training" not in plain

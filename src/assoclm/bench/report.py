@@ -182,12 +182,29 @@ def render_recall(result: dict) -> str:
                  f"{cfg['stop_at']}), {cfg['layers']} layers, vocabulary {cfg['vocab_size']}"
                  + (f", propagator and hebbian with a short convolution of size "
                     f"{cfg['conv_size']} before q, k, v" if cfg.get("conv_size") else "")
+                 + _train_mix_phrase(result)
                  + "; "
                  f"cells show accuracy (parameters, steps). {_machine_line(result['provenance'])}.")
+    history = [r for r in result["mqar"] if len(r.get("history", [])) > 1]
+    if len(history) == 1:  # a single fit: show how its accuracy grew
+        lines += ["", "Held-out accuracy during training: " + ", ".join(
+            f"{_pct(h['accuracy'])} at step {h['step']:,}" for h in history[0]["history"])
+            + "."]
     targets = _targets_lines(result)
     if targets:
         lines += [""] + targets
     return "\n".join(lines) + "\n"
+
+
+def _train_mix_phrase(result: dict) -> str:
+    """", each MQAR setting trained on ... too" when --mqar-train-mix was given, else ""."""
+    mixed = {tuple(map(tuple, r["train_settings"])) for r in result["mqar"]
+             if len(r.get("train_settings", [])) > 1}
+    if not mixed:
+        return ""
+    extra = sorted({s for settings in mixed for s in settings[1:]})
+    return (", trained on an equal share of examples of its own setting and of "
+            + ", ".join(f"({n}, {d})" for n, d in extra) + " (Zoology's mixed training)")
 
 
 def render_lm(result: dict) -> str:
