@@ -29,6 +29,7 @@ from assoclm.bench.common import (
     save_figure_atomic,
     write_result,
 )
+from assoclm.bench.lm import add_run_flags, train_run
 from assoclm.train.presets import PRESETS
 
 DEFAULT_OUT = "benchmarks/results/duplex-cpu.json"
@@ -58,8 +59,6 @@ def metric_values(evaluation: dict) -> dict[str, float | None]:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
-    from assoclm.bench.lm import train_run
-
     # taken first: the commit the run started from, before anything else changes
     prov = provenance("assoclm.cli", ["bench", "duplex", *argv], args.device)
     start = time.perf_counter()
@@ -191,15 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-tokens", type=int, default=1 << 30,
                    help="held-out stream tokens scored (default: all)")
     p.add_argument("--probes", type=int, default=300, help="memory questions asked per model")
-    p.add_argument("--tokenizer", choices=("bpe", "byte"), help="default: the preset's")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--runs", default="runs/bench-duplex", help="where the training runs go")
-    p.add_argument("--quick", action="store_true", help="tiny preset, a few steps")
-    p.add_argument("--out", default=DEFAULT_OUT, help="JSON path; the PNG goes beside it")
-    p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--verbose", action=argparse.BooleanOptionalAction, default=True)
+    add_run_flags(p, runs="runs/bench-duplex", out=DEFAULT_OUT)
     return p
 
 

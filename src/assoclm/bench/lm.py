@@ -163,16 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens", type=int, default=1_000_000, help="training tokens per model")
     p.add_argument("--eval-tokens", type=int, default=65536, help="held-out tokens scored")
     p.add_argument("--data", help="corpus or local files (default: the preset's, Shakespeare)")
+    add_run_flags(p, runs="runs/bench-lm", out=DEFAULT_OUT)
+    return p
+
+
+def add_run_flags(p: argparse.ArgumentParser, runs: str, out: str) -> None:
+    """The flags of every suite that trains through ``train_run``: tokenizer, seed, device,
+    where the runs and the result go, --quick, and output switches."""
     p.add_argument("--tokenizer", choices=("bpe", "byte"), help="default: the preset's")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--runs", default="runs/bench-lm", help="where the training runs go")
+    p.add_argument("--runs", default=runs, help="where the training runs go")
     p.add_argument("--quick", action="store_true", help="tiny preset, a few steps")
-    p.add_argument("--out", default=DEFAULT_OUT, help="JSON path; the PNG goes beside it")
+    p.add_argument("--out", default=out, help="JSON path; the PNG goes beside it")
     p.add_argument("--no-plot", action="store_true")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--verbose", action=argparse.BooleanOptionalAction, default=True)
-    return p
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -45,7 +45,7 @@ from assoclm.bench.common import (
     time_interleaved,
     write_result,
 )
-from assoclm.bench.lm import plot_loss_curves, train_run
+from assoclm.bench.lm import add_run_flags, plot_loss_curves, train_run
 from assoclm.models.positronic import TRAITS
 from assoclm.train.presets import PRESETS
 
@@ -316,15 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--new-tokens", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per prompt")
     p.add_argument("--data", help="corpus or local files (default: the preset's, Shakespeare)")
-    p.add_argument("--tokenizer", choices=("bpe", "byte"), help="default: the preset's")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--runs", default="runs/bench-positronic", help="where the runs go")
-    p.add_argument("--quick", action="store_true", help="tiny preset, a few steps")
-    p.add_argument("--out", default=DEFAULT_OUT, help="JSON path; the PNG goes beside it")
-    p.add_argument("--no-plot", action="store_true")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--verbose", action=argparse.BooleanOptionalAction, default=True)
+    add_run_flags(p, runs="runs/bench-positronic", out=DEFAULT_OUT)
     return p
 
 
