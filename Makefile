@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## The main job: train a small Propagator on the full-duplex dialogue mix on the CPU (7 minutes
 ## of training), score the protocol on held-out dialogues, then play a scripted live session
-## (listening, the turn-taking decision, an interrupt, a fact updated and recalled).
+## (listening, the turn-taking decision, an interrupt, a fact updated and then asked for).
 DEMO_OUT ?= runs/demo
 demo: $(STAMP)
 	$(PY) -m assoclm.cli train --preset demo --dataset-mode duplex_chat --time-budget 7m --eval-every 300 --eval-probes 50 --out $(DEMO_OUT) --overwrite
