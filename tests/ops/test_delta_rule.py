@@ -128,6 +128,16 @@ def test_inputs_are_not_modified():
         assert torch.equal(t, before[n]), f"{n} was modified in place"
 
 
+def test_chunked_double_backward_fails_clearly():
+    """The backward pass is written by hand, not traced: differentiating it again must raise
+    instead of silently returning zeros."""
+    inputs = {n: t.requires_grad_() for n, t in make_inputs(T=20).items()}
+    o, _ = delta_rule_chunked(**inputs, chunk_size=8)
+    (dq,) = torch.autograd.grad(o.square().sum(), inputs["q"], create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|differentiate twice"):
+        dq.sum().backward()
+
+
 @pytest.mark.parametrize("read", ["after", "before"])
 def test_chunked_backward_passes_gradcheck_in_float64(read):
     """The hand-derived backward of the chunked op, against finite differences in float64.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from assoclm.ops.chunking import Chunks
 from assoclm.ops.delta_rule.validate import check_chunk_size, check_delta_rule_args
@@ -137,6 +138,7 @@ class _ChunkedDeltaRule(torch.autograd.Function):
         return O, S_all[N].clone()
 
     @staticmethod
+    @once_differentiable  # the backward is hand-written: no graph through it
     def backward(ctx, dO, dS_final):
         (q, k, v, beta, gam, gam_read, KKg, T, P, S_all, E, rho, kappa, gamma_prev,
          chunk_decay) = ctx.saved_tensors
