@@ -14,6 +14,7 @@ from assoclm.duplex.metrics import (
     SEED_REPORTED,
     ProtocolMetrics,
     answer_contains,
+    format_source_table,
     format_table,
     memory_recall,
     write_metrics_json,
@@ -369,3 +370,19 @@ def test_format_table():
     recall = {k: v for k, v in metrics.items() if k.startswith("memory")}
     grouped = {"loss": 1.5, "protocol": protocol, "memory_recall": recall, "examples": [1]}
     assert format_table(grouped) == table
+
+
+def test_format_source_table():
+    counted = ProtocolMetrics()
+    counted.update_predictions(*session_arrays())
+    empty = ProtocolMetrics().result()
+    text = format_source_table({"shakespeare": empty, "chatterbot": counted.result()})
+    lines = text.strip().splitlines()
+    assert lines[0] == "| metric | chatterbot | shakespeare |"
+    rows = {line.split(" | ")[0].strip("| "): line.strip("| ").split(" | ")[1:]
+            for line in lines[2:]}
+    want = counted.result()
+    for name in ACCURACIES:
+        value = want[name]["value"]
+        assert rows[name] == [f"{100 * value:.2f}" if value is not None else "n/a", "n/a"]
+    assert rows["model_bpb"] == ["n/a", "n/a"]  # no nll, no byte lengths

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from assoclm.bench.common import provenance
     from assoclm.data import DataError
     from assoclm.duplex.evaluate import evaluate_duplex
-    from assoclm.duplex.metrics import format_table, write_metrics_json
+    from assoclm.duplex.metrics import format_source_table, format_table, write_metrics_json
     from assoclm.io import resolve_device
     from assoclm.train.checkpoint import CheckpointError, load_checkpoint, load_trainer_state
     from assoclm.train.config import TrainConfig
@@ -71,5 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     write_metrics_json(out, result,
                        provenance("assoclm.cli", ["eval", *(argv or sys.argv[1:])], device))
     print(format_table(result))
+    print("By dialogue source:")
+    print(format_source_table(result["protocol_by_source"]))
     print(f"wrote {out}")
     return 0

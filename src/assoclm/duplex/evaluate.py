@@ -5,6 +5,10 @@
 every memory probe: the dialogue is fed up to the ``[MODEL]`` token that opens the answering
 turn, and the model answers greedily until ``[MODEL_END]``. The answer counts when it
 contains the latest value of the fact (``memory_recall``).
+
+The protocol metrics are also reported per dialogue source (``dialogue_source``): turn ends
+are much easier to call in short chat turns than in multi-sentence Shakespeare speeches,
+and one total would hide that.
 """
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from assoclm.data.dialogues import DIALOGUE_SOURCES
 from assoclm.data.duplex import DuplexStream, build_stream
 from assoclm.duplex.metrics import ProtocolMetrics, memory_recall
 from assoclm.duplex.protocol import Dialogue
 from assoclm.generation import generate
 from assoclm.tokenizer import BaseTokenizer
 from assoclm.train.evaluate import evaluate, token_byte_lengths
+
+
+def dialogue_source(name: str) -> str:
+    """The source of a dialogue from its name: a built-in source ("memory/0/12" -> "memory")
+    or "local" (rows from a JSONL file are named by their path and line)."""
+    head = name.split("/", 1)[0]
+    return head if head in DIALOGUE_SOURCES else "local"
 
 
 def answer_probes(model: nn.Module, tokenizer: BaseTokenizer, dialogues: Sequence[Dialogue],
@@ -67,16 +79,43 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
 
     ``byte_lengths`` (``token_byte_lengths(tokenizer)``) is computed when not given.
 
-    Returns ``{"loss", "bpb", "tokens", "protocol": {...}, "memory_recall": {...}}``.
+    Returns ``{"loss", "bpb", "tokens", "protocol": {...}, "protocol_by_source": {source:
+    {...}}, "memory_recall": {...}}``.
     """
     if byte_lengths is None:
         byte_lengths = token_byte_lengths(tokenizer)
+    # Whole dialogues (cutting each to a prefix would score only their first turns), taken in
+    # order up to max_tokens, then scored source by source: each source has its own
+    # accumulator, and the totals are their sums.
+    kept, total = [], 0
+    for stream in streams:
+        size = max(0, len(stream.input_ids))
+        if kept and total + size > max_tokens:
+            break
+        kept.append(stream)
+        total += size
+    by_source: dict[str, list[DuplexStream]] = {}
+    for stream in kept:
+        by_source.setdefault(dialogue_source(stream.name), []).append(stream)
     metrics = ProtocolMetrics(byte_lengths)
-    # Whole dialogues: cutting each to a prefix would score only their first turns.
-    result: dict[str, Any] = evaluate(model, streams, byte_lengths, batch_size, seq_len,
-                                      max_tokens, autocast, metrics=metrics,
-                                      whole_documents=True)
+    per_source: dict[str, dict[str, Any]] = {}
+    nats = weight = text_bits = 0.0
+    tokens = n_bytes = 0
+    for source in sorted(by_source):
+        source_metrics = ProtocolMetrics(byte_lengths)
+        scored = evaluate(model, by_source[source], byte_lengths, batch_size, seq_len,
+                          max_tokens, autocast, metrics=source_metrics, whole_documents=True)
+        nats += scored["loss"] * scored["weight"]
+        weight += scored["weight"]
+        text_bits += scored["bpb"] * scored["bytes"]
+        tokens += scored["tokens"]
+        n_bytes += scored["bytes"]
+        per_source[source] = source_metrics.result()
+        metrics.merge(source_metrics)
+    result: dict[str, Any] = {"loss": nats / max(weight, 1e-12),
+                              "bpb": text_bits / max(n_bytes, 1), "tokens": tokens}
     result["protocol"] = metrics.result()
+    result["protocol_by_source"] = per_source
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -198,6 +198,22 @@ class ProtocolMetrics:
                 lengths = self._byte_lengths_on.setdefault(device, self.byte_lengths.to(device))
             self.model_bytes += int(lengths[target[content]].sum())
 
+    def merge(self, other: ProtocolMetrics) -> ProtocolMetrics:
+        """Add ``other``'s counts to these (e.g. per-source accumulators into a total)."""
+        if (self.byte_lengths is None) != (other.byte_lengths is None):
+            raise ValueError("cannot merge metrics with and without byte_lengths")
+        if other.model_tokens:
+            if self.model_tokens and self._with_nll != other._with_nll:
+                raise ValueError("nll was given in one accumulator's updates and not in the "
+                                 "other's; bits per byte would cover only part of the turns")
+            self._with_nll = other._with_nll
+        for name, count in other.counts.items():
+            self.counts[name] += count
+        self.model_nats += other.model_nats
+        self.model_bytes += other.model_bytes
+        self.model_tokens += other.model_tokens
+        return self
+
     def result(self) -> dict[str, dict[str, Any]]:
         """Every metric so far: ``{"decision_accuracy": {"value", "correct", "total"}, ...,
         "model_bpb": {"value", "bits", "bytes", "tokens"}}``; value None on an empty
@@ -322,4 +338,16 @@ def format_table(metrics: Mapping[str, Any], compare: bool = False) -> str:
             row += [f"{100 * table[name]:.1f}" if name in table else ""
                     for table in (SEED_REPORTED, GOALS)]
         lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def format_source_table(by_source: Mapping[str, Mapping[str, Any]]) -> str:
+    """A markdown table of the protocol metrics per dialogue source: one row per metric
+    (accuracies in percent, bits per byte as is), one column per source, "n/a" where a
+    source has no case of a metric."""
+    sources = sorted(by_source)
+    lines = ["| metric | " + " | ".join(sources) + " |", "|---|" + "---|" * len(sources)]
+    for name in (*ACCURACY_METRICS, "model_bpb"):
+        cells = [_value_cell(by_source[source].get(name, {})) for source in sources]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

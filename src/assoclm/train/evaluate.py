@@ -65,7 +65,8 @@ def evaluate(
     logits)`` for every window (e.g. :class:`assoclm.duplex.metrics.ProtocolMetrics`).
 
     Returns:
-        ``{"loss": ..., "bpb": ..., "tokens": ...}`` (tokens: positions with weight > 0).
+        ``{"loss", "bpb", "tokens", "weight", "bytes"}``: tokens counts the positions with
+        weight > 0, weight sums their weights (the loss's denominator) and bytes is the bpb's.
     """
     pairs = [as_pairs(d, i) for i, d in enumerate(docs)]
     pairs = [p for p in pairs if p.size >= 1]
@@ -120,4 +121,6 @@ def evaluate(
         "loss": total_nats / max(total_weight, 1e-12),
         "bpb": text_nats / math.log(2) / max(total_bytes, 1),
         "tokens": total_tokens,
+        "weight": total_weight,
+        "bytes": total_bytes,
     }

@@ -1,0 +1,61 @@
+"""Held-out duplex evaluation: protocol metrics per dialogue source add up to the totals."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from assoclm.data.dialogues import memory_dialogues
+from assoclm.data.duplex import build_stream
+from assoclm.duplex.evaluate import dialogue_source, evaluate_duplex
+from assoclm.duplex.metrics import ACCURACY_METRICS, ProtocolMetrics
+from assoclm.duplex.protocol import Dialogue, Event
+from assoclm.models import PropagatorConfig, PropagatorLM
+from assoclm.tokenizer import ByteTokenizer
+from assoclm.train.evaluate import evaluate, token_byte_lengths
+
+TOK = ByteTokenizer()
+
+
+@pytest.mark.parametrize("name, source", [
+    ("memory/0/12", "memory"), ("chatterbot/food.yml:3", "chatterbot"),
+    ("shakespeare/hamlet/4#2", "shakespeare"), ("/data/rows.jsonl:7", "local"),
+    ("rows.jsonl:1", "local"), ("memoryless/1", "local"),
+])
+def test_dialogue_source(name, source):
+    assert dialogue_source(name) == source
+
+
+def test_per_source_metrics_add_up_to_the_totals():
+    torch.manual_seed(0)
+    model = PropagatorLM(PropagatorConfig(vocab_size=TOK.vocab_size, hidden_size=32,
+                                          num_layers=2, memory_key_size=16,
+                                          memory_value_size=16, chunk_size=16)).eval()
+    chat = [Dialogue(f"chatterbot/x.yml:{i}", [Event("user", "Hello there."),
+                                               Event("model", f"Hi number {i}.")])
+            for i in range(3)]
+    local = [Dialogue("rows.jsonl:1", [Event("user", "Two words."), Event("model", "Ok."),
+                                       Event("user", "Bye.")])]
+    dialogues = memory_dialogues(2, num_facts=1, num_updates=0, distractor_turns=0)
+    dialogues = chat + dialogues + local
+    streams = [build_stream(d, TOK) for d in dialogues]
+    result = evaluate_duplex(model, TOK, streams, dialogues, batch_size=2, seq_len=16,
+                             max_tokens=1 << 20, max_probes=1)
+    by_source = result["protocol_by_source"]
+    assert sorted(by_source) == ["chatterbot", "local", "memory"]
+    for name in ACCURACY_METRICS:
+        for part in ("correct", "total"):
+            assert result["protocol"][name][part] == sum(s[name][part]
+                                                         for s in by_source.values())
+    # The totals are what one pass over all streams counts.
+    lengths = token_byte_lengths(TOK)
+    one = ProtocolMetrics(lengths)
+    scored = evaluate(model, streams, lengths, 2, 16, 1 << 20, metrics=one,
+                      whole_documents=True)
+    want = one.result()
+    assert result["loss"] == pytest.approx(scored["loss"], rel=1e-4)
+    assert result["bpb"] == pytest.approx(scored["bpb"], rel=1e-4)
+    assert result["tokens"] == scored["tokens"]
+    for name in ACCURACY_METRICS:
+        assert result["protocol"][name] == want[name]
+    assert result["protocol"]["decision_accuracy"]["total"] > 0
