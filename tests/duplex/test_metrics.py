@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -17,6 +18,7 @@ from assoclm.duplex.metrics import (
     format_source_table,
     format_table,
     memory_recall,
+    turn_end_margin,
     write_metrics_json,
 )
 from assoclm.duplex.protocol import Probe
@@ -219,20 +221,43 @@ def test_numpy_arrays_are_accepted():
     check_counts(metrics.result(), SESSION_EXPECTED)
 
 
-def test_update_from_logits_equals_predictions():
+@pytest.mark.parametrize("margin", [0.0, 2.0])
+def test_update_from_logits_equals_predictions(margin):
+    """From logits, a listening position (target [LISTEN] or [USER_END]) is predicted by the
+    session's rule, [USER_END] iff its logit beats [LISTEN] by more than the margin;
+    elsewhere by the argmax over the vocabulary."""
     vocab = NUM_CONTROL + 9
     g = torch.Generator().manual_seed(1)
     inputs, targets, weights, _ = (a.view(2, 12) for a in session_arrays())
     logits = torch.randn(2, 12, vocab, generator=g) * 3
     lengths = torch.randint(1, 5, (vocab,), generator=g)
-    from_logits = ProtocolMetrics(lengths)
+    from_logits = ProtocolMetrics(lengths, end_margin=margin)
     from_logits.update(inputs, targets, weights, logits)
     nll = -torch.log_softmax(logits.double(), -1).gather(-1, targets[..., None])[..., 0]
+    predicted = logits.argmax(-1)
+    for b, t in itertools.product(range(2), range(12)):
+        if int(targets[b, t]) in (LISTEN, USER_END):
+            gap = logits[b, t, USER_END] - logits[b, t, LISTEN]
+            predicted[b, t] = USER_END if gap > margin else LISTEN
+    assert not torch.equal(predicted, logits.argmax(-1))  # the rule matters here
     from_ids = ProtocolMetrics(lengths)
-    from_ids.update_predictions(inputs, targets, weights, logits.argmax(-1), nll=nll)
+    from_ids.update_predictions(inputs, targets, weights, predicted, nll=nll)
     got, want = from_logits.result(), from_ids.result()
     assert got.pop("model_bpb") == pytest.approx(want.pop("model_bpb"), rel=1e-6)
     assert got == want
+
+
+def test_turn_end_margin():
+    assert turn_end_margin(0.05) == pytest.approx(math.log(20))
+    assert turn_end_margin(1.0) == 0.0
+    assert turn_end_margin(0.5, control_weight=2.0) == pytest.approx(math.log(4))
+    assert turn_end_margin(0.0) == 0.0
+    with pytest.raises(ValueError, match="loss weights"):
+        turn_end_margin(-0.1)
+    with pytest.raises(ValueError, match="finite"):
+        ProtocolMetrics(end_margin=float("inf"))
+    with pytest.raises(ValueError, match="decision rules"):
+        ProtocolMetrics(end_margin=1.0).merge(ProtocolMetrics())
 
 
 def test_bpb_by_hand():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -217,3 +218,20 @@ def test_a_failed_save_leaves_no_file_behind(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         session.save(tmp_path / "s.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_turn_taking_margin_decides():
+    """The model takes the turn when [USER_END] beats [LISTEN] by more than end_margin, and
+    p_user_end is the two-way probability after the margin."""
+    model = tiny_model()
+    probe = DuplexSession(model, TOK)
+    probe.user_text("hello")
+    gap = float(probe.logits[0, C["[USER_END]"]] - probe.logits[0, C["[LISTEN]"]])
+    for margin in (gap - 0.01, gap + 0.01, 0.0):
+        session = DuplexSession(model, TOK, end_margin=margin)
+        last = session.user_text("hello")[-1]
+        assert last.user_end == (gap > margin)
+        assert session.user_finished == (gap > margin)
+        assert last.p_user_end == pytest.approx(1 / (1 + math.exp(margin - gap)), rel=1e-5)
+    with pytest.raises(ValueError, match="end_margin"):
+        DuplexSession(model, TOK, end_margin=float("nan"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -66,6 +67,10 @@ def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_
     assert "turn_taking_precision" in table and "memory_recall_updated" in table
     saved = json.loads(report.read_text())
     assert saved["metrics"]["memory_recall"]["memory_recall"]["total"] == 3
+    # the turn-taking rule undoes the default listen weight, 0.05, and sources are split
+    assert saved["metrics"]["end_margin"] == pytest.approx(math.log(20))
+    assert set(saved["metrics"]["protocol_by_source"]) == {"local", "memory"}
+    assert "By dialogue source" in table
     assert saved["provenance"]["command"].startswith("python -m assoclm.cli eval")
 
 

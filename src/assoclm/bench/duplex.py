@@ -74,6 +74,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
         row.update({
             "metrics": metric_values(evaluation),
             "protocol": evaluation.get("protocol"),
+            "protocol_by_source": evaluation.get("protocol_by_source"),
+            "end_margin": evaluation.get("end_margin"),
             "memory_recall": evaluation.get("memory_recall"),
             "examples": evaluation.get("examples", []),
             "held_out_dialogues": len(trainer.val_dialogues),
@@ -132,12 +134,13 @@ def render(result: dict) -> str:
     cfg = result["config"]
     conv = (f"; propagator and hebbian with a short convolution of size {cfg['conv_size']}"
             if cfg.get("conv_size") else "")
-    from assoclm.bench.report import _machine_line, _targets_lines
+    from assoclm.bench.report import _machine_line, _targets_lines, decision_rule_line
 
     lines += ["", f"`{cfg['preset']}` preset of each family, {cfg['tokens']:,} training tokens "
                   f"each on the {cfg['mix']} dialogue mix{conv}; "
                   f"{rows[0]['held_out_dialogues'] if rows else 0} held-out dialogues, "
                   f"{cfg['probes']} memory questions at most. "
+                  f"{decision_rule_line(rows[0].get('end_margin') if rows else None)} "
                   f"{_machine_line(result['provenance'])}."]
     if _targets_lines(result):
         lines += [""] + _targets_lines(result)

@@ -117,13 +117,25 @@ def render_train_run(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def decision_rule_line(end_margin: float | None) -> str:
+    """How a duplex result's listening positions were scored (older files carry no margin)."""
+    if end_margin is None:
+        return ("Scored with the earlier rule: at listening positions the argmax over the whole "
+                "vocabulary, no margin.")
+    return (f"Turn-taking rule: `[USER_END]` when its logit beats `[LISTEN]` by more than "
+            f"{end_margin:.2f} nats.")
+
+
 def render_duplex_eval(result: dict) -> str:
-    from assoclm.duplex.metrics import format_table
+    from assoclm.duplex.metrics import format_source_table, format_table
 
     metrics = result["metrics"]
     lines = [format_table(metrics, compare=True)]
+    if metrics.get("protocol_by_source"):
+        lines += ["By dialogue source:", "", format_source_table(metrics["protocol_by_source"])]
     lines.append(f"{metrics.get('dialogues', '?')} held-out dialogues, checkpoint "
                  f"`{Path(metrics.get('checkpoint', '?')).name}`. "
+                 f"{decision_rule_line(metrics.get('end_margin'))} "
                  f"{_machine_line(result['provenance'])}.")
     return "\n".join(lines) + "\n"
 

@@ -17,7 +17,7 @@ import select
 import sys
 from collections.abc import Callable
 
-from assoclm.duplex.session import DuplexSession
+from assoclm.duplex.session import DuplexSession, run_end_margin
 
 ReadLine = Callable[[float | None], "str | None"]
 
@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-response-tokens", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--end-margin", type=float, default=None,
+                   help="take the turn when the [USER_END] logit beats [LISTEN] by more than "
+                        "this (default: log(1 / listen weight) of the run, which undoes the "
+                        "training weights; 0: the larger logit wins)")
     p.add_argument("--script", action="store_true",
                    help="play the built-in scripted session (listening, turn-taking, an "
                         "interrupt, a fact updated and recalled) instead of reading stdin")
@@ -127,13 +131,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         model, tokenizer, ckpt = load_checkpoint(args.checkpoint, resolve_device(args.device))
+        margin = run_end_margin(ckpt) if args.end_margin is None else args.end_margin
         session = DuplexSession(model, tokenizer, max_response_tokens=args.max_response_tokens,
                                 temperature=args.temperature, top_k=args.top_k,
-                                top_p=args.top_p, seed=args.seed)
+                                top_p=args.top_p, seed=args.seed, end_margin=margin)
     except (CheckpointError, ValueError) as exc:
         print(f"assoclm chat: {exc}", file=sys.stderr)
         return 2
-    print(f"[{ckpt}: state {session.state_nbytes:,} bytes, constant]", file=sys.stderr)
+    print(f"[{ckpt}: state {session.state_nbytes:,} bytes, constant; takes the turn when "
+          f"[USER_END] beats [LISTEN] by {session.end_margin:.2f} nats]", file=sys.stderr)
 
     def write(text: str) -> None:
         sys.stdout.write(text)

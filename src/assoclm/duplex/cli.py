@@ -22,6 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=1 << 30,
                    help="cap on scored stream tokens (default: all)")
     p.add_argument("--max-probes", type=int, default=500, help="memory questions asked")
+    p.add_argument("--end-margin", type=float, default=None,
+                   help="turn-taking rule: [USER_END] when its logit beats [LISTEN] by more "
+                        "than this (default: log(1 / listen weight) of the run, as in 'assoclm "
+                        "chat'; 0: the larger logit wins)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--device", default="cpu")
@@ -39,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     from assoclm.bench.common import provenance
     from assoclm.data import DataError
     from assoclm.duplex.evaluate import evaluate_duplex
-    from assoclm.duplex.metrics import format_source_table, format_table, write_metrics_json
+    from assoclm.duplex.metrics import (
+        format_source_table,
+        format_table,
+        turn_end_margin,
+        write_metrics_json,
+    )
     from assoclm.io import resolve_device
     from assoclm.train.checkpoint import CheckpointError, load_checkpoint, load_trainer_state
     from assoclm.train.config import TrainConfig
@@ -60,16 +69,21 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _, dialogues, _ = load_split(config)
         streams = tokenize_split(config, dialogues, tokenizer, VAL_SEED)
+        margin = turn_end_margin(config.listen_weight) if args.end_margin is None \
+            else args.end_margin
     except (ValueError, CheckpointError, DataError, KeyError) as exc:
         print(f"assoclm eval: {exc}", file=sys.stderr)
         return 2
     result = evaluate_duplex(model, tokenizer, streams, dialogues, args.batch_size,
-                             args.seq_len, args.max_tokens, max_probes=args.max_probes)
+                             args.seq_len, args.max_tokens, max_probes=args.max_probes,
+                             end_margin=margin)
     result["dialogues"] = len(dialogues)
     result["checkpoint"] = str(ckpt)
     out = Path(args.out) if args.out else ckpt / "eval-duplex.json"
     write_metrics_json(out, result,
                        provenance("assoclm.cli", ["eval", *(argv or sys.argv[1:])], device))
+    print(f"turn-taking rule: [USER_END] when its logit beats [LISTEN] by more than "
+          f"{margin:.2f} nats")
     print(format_table(result))
     print("By dialogue source:")
     print(format_source_table(result["protocol_by_source"]))

@@ -74,10 +74,13 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
                     dialogues: Sequence[Dialogue], batch_size: int, seq_len: int,
                     max_tokens: int, max_probes: int | None = 200,
                     autocast: contextlib.AbstractContextManager | None = None,
-                    byte_lengths: torch.Tensor | None = None) -> dict[str, Any]:
+                    byte_lengths: torch.Tensor | None = None, end_margin: float = 0.0
+                    ) -> dict[str, Any]:
     """Loss, model-turn bits per byte, the protocol metrics and memory recall.
 
     ``byte_lengths`` (``token_byte_lengths(tokenizer)``) is computed when not given.
+    ``end_margin`` is the turn-taking decision rule's margin (``ProtocolMetrics``; the
+    result records it).
 
     Returns ``{"loss", "bpb", "tokens", "protocol": {...}, "protocol_by_source": {source:
     {...}}, "memory_recall": {...}}``.
@@ -97,12 +100,12 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
     by_source: dict[str, list[DuplexStream]] = {}
     for stream in kept:
         by_source.setdefault(dialogue_source(stream.name), []).append(stream)
-    metrics = ProtocolMetrics(byte_lengths)
+    metrics = ProtocolMetrics(byte_lengths, end_margin)
     per_source: dict[str, dict[str, Any]] = {}
     nats = weight = text_bits = 0.0
     tokens = n_bytes = 0
     for source in sorted(by_source):
-        source_metrics = ProtocolMetrics(byte_lengths)
+        source_metrics = ProtocolMetrics(byte_lengths, end_margin)
         scored = evaluate(model, by_source[source], byte_lengths, batch_size, seq_len,
                           max_tokens, autocast, metrics=source_metrics, whole_documents=True)
         nats += scored["loss"] * scored["weight"]
@@ -115,6 +118,7 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
     result: dict[str, Any] = {"loss": nats / max(weight, 1e-12),
                               "bpb": text_bits / max(n_bytes, 1), "tokens": tokens}
     result["protocol"] = metrics.result()
+    result["end_margin"] = float(end_margin)
     result["protocol_by_source"] = per_source
     was_training = model.training
     model.eval()

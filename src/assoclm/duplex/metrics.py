@@ -2,7 +2,7 @@
 
 A session is scored from its aligned token arrays ``input_ids``, ``target_ids`` and
 ``weights`` (the stream builder's output, see :mod:`assoclm.duplex.protocol`) and the model's
-greedy predictions (the argmax id at each position). Only positions with weight > 0 count:
+predictions. Only positions with weight > 0 count:
 weight 0 marks padding and the untrainable token before an interrupt. Every counted position
 counts once, whatever its weight.
 
@@ -27,6 +27,14 @@ counts once, whatever its weight.
   answer text "contains the right value": a case-insensitive match of the value as a whole
   word/phrase (word boundaries) in the answer text. Reported separately for kind "updated"
   and "untouched", plus overall.
+
+**Predictions** are the decisions the live session (:mod:`assoclm.duplex.session`) makes.
+While the user holds the floor (target ``[LISTEN]`` or ``[USER_END]``) the model's only
+choice is to keep listening or to take the turn, and it takes the turn when
+``logit[USER_END] − logit[LISTEN] > end_margin`` (:func:`turn_end_margin` says how the margin
+follows from the training weights). Everywhere else the prediction is the argmax id over the
+whole vocabulary. (A text token that outscores both at a listening position is not a
+decision anyone acts on, so it is not counted as one.)
 
 Each metric reports its value with its numerator and denominator counts
 (``{"value", "correct", "total"}``; bits per byte: ``{"value", "bits", "bytes", "tokens"}``).
@@ -81,6 +89,36 @@ ACCURACY_METRICS: tuple[str, ...] = (
 TensorLike = torch.Tensor | np.ndarray | Sequence[Any]
 
 
+def turn_end_margin(listen_weight: float, control_weight: float = 1.0) -> float:
+    """The logit margin that undoes the training weights in the turn-taking decision.
+
+    Trained with loss weight ``w_E`` on ``[USER_END]`` targets and ``w_L`` on ``[LISTEN]``
+    targets, a model's odds of ``[USER_END]`` over ``[LISTEN]`` at a position converge to the
+    true odds times ``w_E / w_L`` (the minimiser of the weighted cross-entropy). With the
+    defaults (1.0 and 0.05) an ambiguous pause with a 1-in-10 chance of being the end of the
+    turn gets odds of 2:1, and the model would cut the user off. Subtracting
+    ``log(w_E / w_L)`` from the logit gap gives calibrated odds, so "take the turn when the
+    odds exceed 1" is the decision that is right most often (logit adjustment: Menon et al.
+    2021, "Long-tail learning via logit adjustment", arXiv 2007.07314).
+
+    Returns 0.0 when ``listen_weight`` is 0 (nothing to undo: ``[LISTEN]`` was not trained).
+    """
+    if listen_weight < 0 or control_weight <= 0:
+        raise ValueError(f"loss weights must be listen >= 0 and control > 0; got "
+                         f"{listen_weight} and {control_weight}")
+    return math.log(control_weight / listen_weight) if listen_weight > 0 else 0.0
+
+
+def turn_decisions(logits: torch.Tensor, listening: torch.Tensor, end_margin: float = 0.0
+                   ) -> torch.Tensor:
+    """Predicted ids [...] from logits [..., V]: at ``listening`` positions [...] (bool)
+    ``[USER_END]`` if ``logit[USER_END] − logit[LISTEN] > end_margin`` else ``[LISTEN]``;
+    elsewhere the argmax over the vocabulary."""
+    gap = logits[..., USER_END].float() - logits[..., LISTEN].float()
+    pair = torch.where(gap > end_margin, USER_END, LISTEN)
+    return torch.where(listening, pair, logits.argmax(dim=-1))
+
+
 def ratio(correct: int, total: int) -> dict[str, Any]:
     """``{"value", "correct", "total"}``; value is ``correct / total``, or None when total is 0."""
     return {"value": correct / total if total else None, "correct": correct, "total": total}
@@ -92,9 +130,15 @@ class ProtocolMetrics:
     Args:
         byte_lengths: [vocab] integer bytes of text per id (0 for control ids). Without it,
             bits per byte has value None (bits and tokens are still counted).
+        end_margin: the turn-taking margin of :func:`turn_decisions` (see
+            :func:`turn_end_margin`), used by :meth:`update`.
     """
 
-    def __init__(self, byte_lengths: torch.Tensor | None = None) -> None:
+    def __init__(self, byte_lengths: torch.Tensor | None = None, end_margin: float = 0.0
+                 ) -> None:
+        if not math.isfinite(end_margin):
+            raise ValueError(f"end_margin must be a finite number; got {end_margin}")
+        self.end_margin = float(end_margin)
         if byte_lengths is not None:
             byte_lengths = torch.as_tensor(byte_lengths).detach().to("cpu", torch.int64)
             if byte_lengths.ndim != 1:
@@ -118,15 +162,17 @@ class ProtocolMetrics:
 
         Args:
             input_ids, target_ids, weights: [B, T] or [T].
-            logits: [B, T, V] or [T, V]; the prediction is the argmax, the nll comes from
-                ``log_softmax(logits.float())``.
+            logits: [B, T, V] or [T, V]; the predictions are :func:`turn_decisions` (the
+                listening positions are those whose target is ``[LISTEN]`` or
+                ``[USER_END]``), the nll comes from ``log_softmax(logits.float())``.
         """
         logits = torch.as_tensor(logits)
         target_ids = torch.as_tensor(target_ids, device=logits.device).long()
         if logits.shape[:-1] != target_ids.shape:
             raise ValueError(f"logits {tuple(logits.shape)} must be target_ids "
                              f"{tuple(target_ids.shape)} plus a vocabulary axis")
-        predicted = logits.argmax(dim=-1)
+        listening = (target_ids == LISTEN) | (target_ids == USER_END)
+        predicted = turn_decisions(logits, listening, self.end_margin)
         content = target_ids >= NUM_CONTROL
         nll = torch.zeros(target_ids.shape, dtype=torch.float32, device=logits.device)
         if bool(content.any()):
@@ -202,6 +248,9 @@ class ProtocolMetrics:
         """Add ``other``'s counts to these (e.g. per-source accumulators into a total)."""
         if (self.byte_lengths is None) != (other.byte_lengths is None):
             raise ValueError("cannot merge metrics with and without byte_lengths")
+        if self.end_margin != other.end_margin:
+            raise ValueError(f"cannot merge metrics of different decision rules (end_margin "
+                             f"{self.end_margin} and {other.end_margin})")
         if other.model_tokens:
             if self.model_tokens and self._with_nll != other._with_nll:
                 raise ValueError("nll was given in one accumulator's updates and not in the "

@@ -9,14 +9,18 @@ The session feeds the model exactly the token stream the stream builder trains o
     [USER_INTERRUPT] [MODEL_END] [USER] u'...      interrupt(): the model yields and listens
 
 After each user token the model decides between ``[LISTEN]`` (the user is still talking) and
-``[USER_END]`` (the user has finished, the model should answer): the decision is the larger
-of those two logits. Nothing ever re-reads the history: the cost of a token does not depend
-on how many came before it, and the state's size never changes.
+``[USER_END]`` (the user has finished, the model should answer): it takes the turn when
+``logit[USER_END] − logit[LISTEN]`` exceeds ``end_margin`` (0: the larger logit wins;
+``assoclm.duplex.metrics.turn_end_margin`` gives the margin that undoes the training
+weights, and the held-out metrics score this same rule). Nothing ever re-reads the history:
+the cost of a token does not depend on how many came before it, and the state's size never
+changes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,12 +57,18 @@ class DuplexSession:
             ``[MODEL_END]``.
         temperature, top_k, top_p: sampling of the response (temperature 0: greedy).
         seed: seeds the sampler.
+        end_margin: the model takes the turn when its ``[USER_END]`` logit exceeds its
+            ``[LISTEN]`` logit by more than this (see ``turn_end_margin``).
     """
 
     def __init__(self, model: nn.Module, tokenizer: BaseTokenizer, max_response_tokens: int = 256,
-                 temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0):
+                 temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+                 end_margin: float = 0.0):
         if max_response_tokens < 1:
             raise ValueError(f"max_response_tokens must be >= 1; got {max_response_tokens}")
+        if not math.isfinite(end_margin):
+            raise ValueError(f"end_margin must be a finite number; got {end_margin}")
+        self.end_margin = float(end_margin)
         self.model = model
         self.tokenizer = tokenizer
         self.max_response_tokens = max_response_tokens
@@ -84,9 +94,9 @@ class DuplexSession:
         return self._feed(self.ids[name])
 
     def _decide(self) -> tuple[bool, float]:
-        pair = self.logits[0, [self.ids["[LISTEN]"], self.ids["[USER_END]"]]].float()
-        p_end = float(torch.softmax(pair, dim=0)[1])
-        return p_end > 0.5, p_end
+        gap = float(self.logits[0, self.ids["[USER_END]"]] - self.logits[0, self.ids["[LISTEN]"]])
+        # p_user_end: the odds after the margin, as a probability between the two choices.
+        return gap > self.end_margin, 1.0 / (1.0 + math.exp(min(self.end_margin - gap, 700.0)))
 
     def _flush_pending(self) -> None:
         # The last drawn response token was shown but not yet fed: feed it now.
@@ -253,3 +263,18 @@ def _fits(saved: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> boo
         if t.dim() != f.dim() or any(a != b and b != 0 for a, b in zip(t.shape, f.shape)):
             return False
     return True
+
+
+def run_end_margin(checkpoint: str | os.PathLike[str]) -> float:
+    """The turn-taking margin that undoes the loss weights a checkpoint was trained with
+    (``turn_end_margin`` of its ``--listen-weight``); 0.0 for a checkpoint saved without its
+    trainer state (nothing says how it was weighted)."""
+    from assoclm.duplex.metrics import turn_end_margin
+    from assoclm.train.checkpoint import CheckpointError, load_trainer_state
+    from assoclm.train.config import TrainConfig
+
+    try:
+        saved, _ = load_trainer_state(checkpoint)
+    except CheckpointError:
+        return 0.0
+    return turn_end_margin(TrainConfig.from_dict(saved["train_config"]).listen_weight)

@@ -356,11 +356,13 @@ class Trainer:
         c = self.config
         if c.dataset_mode == "duplex_chat":
             from assoclm.duplex.evaluate import evaluate_duplex
+            from assoclm.duplex.metrics import turn_end_margin
 
             result = evaluate_duplex(self.model, self.tokenizer, self.val_ids,
                                      self.val_dialogues, c.batch_size, c.unroll_len,
                                      c.eval_tokens, max_probes=c.eval_probes,
-                                     autocast=self.autocast, byte_lengths=self.byte_lengths)
+                                     autocast=self.autocast, byte_lengths=self.byte_lengths,
+                                     end_margin=turn_end_margin(c.listen_weight))
         else:
             result = evaluate(self.model, self.val_ids, self.byte_lengths, c.batch_size,
                               c.unroll_len, c.eval_tokens, self.autocast)
