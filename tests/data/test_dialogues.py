@@ -20,6 +20,7 @@ from assoclm.data.dialogues import (
     memory_dialogues,
     mix_dialogues,
     parse_chatterbot_yaml,
+    parse_memory_options,
     parse_play,
 )
 from assoclm.duplex.protocol import Dialogue, Event
@@ -508,6 +509,44 @@ def test_memory_question_wording_is_natural():
 def test_memory_rejects_bad_ranges(kwargs, message):
     with pytest.raises(ValueError, match=message):
         memory_dialogues(1, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("num_facts=2", {"num_facts": 2}),
+        (" num_facts = 1-3 , num_updates=0", {"num_facts": (1, 3), "num_updates": 0}),
+        ("distractor_turns=0,question_distance=2-2",
+         {"distractor_turns": 0, "question_distance": (2, 2)}),
+    ],
+    ids=["one", "range-and-spaces", "distance"],
+)
+def test_parse_memory_options(text, expected):
+    options = parse_memory_options(text)
+    assert options == expected
+    # what it returns is what memory_dialogues takes
+    assert len(memory_dialogues(2, seed=0, **options)) == 2
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "non-empty"),
+        ("facts=2", "unknown memory option 'facts'"),
+        ("num_facts=2,num_facts=3", "appears twice"),
+        ("num_facts", "num_facts=N or num_facts=LOW-HIGH"),
+        ("num_updates=one", "num_updates=N or"),
+        ("num_updates=-1", "num_updates=N or"),
+        ("num_facts=0", "num_facts must be"),
+        ("distractor_turns=3-1", "distractor_turns must be"),
+        ("num_facts=2,", "unknown memory option ''"),
+    ],
+    ids=["empty", "unknown", "twice", "no-value", "word", "negative", "facts-0", "reversed",
+         "trailing-comma"],
+)
+def test_parse_memory_options_rejects_bad_text(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_memory_options(text)
 
 
 # Mixing -----------------------------------------------------------------------------------

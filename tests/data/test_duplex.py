@@ -338,7 +338,7 @@ def test_docstring_worked_example_is_exact():
 # Loss weights.
 
 def test_default_weights():
-    assert LossWeights() == LossWeights(listen=0.05, control=1.0, content=1.0)
+    assert LossWeights() == LossWeights(listen=0.05, control=1.0, content=1.0, answer=1.0)
     example = dialogue(user("hi"), model("abc", interrupted=True), user("no"), model("ok"))
     stream = build_stream(example, TOK)
     by_target: dict[str, set[float]] = {}
@@ -376,7 +376,43 @@ def test_custom_weights():
     """)
 
 
-@pytest.mark.parametrize("field", ["listen", "control", "content"])
+def test_answer_weight_covers_only_the_probed_model_event():
+    # Events 1 and 3 are model turns; only event 3 answers a memory question.
+    probed = Dialogue("probed", (user("a"), model("bc"), user("d"), model("ef")),
+                      (Probe(3, "ef", "untouched"),))
+    stream = build_stream(probed, TOK, LossWeights(content=0.5, answer=4.0))
+    assert_stream(stream, """
+        [SESSION]      [LISTEN]       0.05
+        [USER]         [LISTEN]       0.05
+        a              [USER_END]     1
+        [USER_END]     [MODEL]        1
+        [MODEL]        b              0.5
+        b              c              0.5
+        c              [MODEL_END]    1
+        [MODEL_END]    [USER]         1
+        [USER]         [LISTEN]       0.05
+        d              [USER_END]     1
+        [USER_END]     [MODEL]        1
+        [MODEL]        e              4
+        e              f              4
+        f              [MODEL_END]    1
+        [MODEL_END]    [SESSION_END]  1
+        [SESSION_END]  [PAD]          0
+    """)
+
+
+def test_answer_weight_follows_the_probe_past_a_synthetic_interrupt():
+    probed = Dialogue("probed", (user("q"), model("x y")), (Probe(1, "y", "untouched"),))
+    cut = synthesize_interrupts(probed, 1.0, np.random.default_rng(0))
+    stream = build_stream(cut, TOK, LossWeights(answer=3.0))
+    model_opens = np.flatnonzero(stream.input_ids == C["[MODEL]"])
+    assert len(model_opens) == 2, f"expected a cut turn and its full copy; got {model_opens}"
+    # The cut prefix is ordinary model text; the full copy (the probed event) is the answer.
+    assert float(stream.weights[model_opens[0]]) == 1.0
+    assert float(stream.weights[model_opens[1]]) == 3.0
+
+
+@pytest.mark.parametrize("field", ["listen", "control", "content", "answer"])
 @pytest.mark.parametrize("value", [-0.1, math.nan, math.inf, True, "1"],
                          ids=["negative", "nan", "inf", "bool", "str"])
 def test_bad_weights_name_the_field(field, value):
@@ -550,12 +586,23 @@ def check_invariants(d: Dialogue, stream: DuplexStream, weights: LossWeights) ->
     ends = y == C["[USER_END]"]
     np.testing.assert_array_equal(y[ends], following[ends], err_msg="[USER_END] targets")
 
+    # A probed model event's answer: from its [MODEL] input up to the next control input.
+    model_events = [i for i, e in enumerate(d.events) if e.role == "model"]
+    probed = {p.event_index for p in d.probes}
+    in_answer, inside, turn = np.zeros(n, dtype=bool), False, 0
+    for i, token in enumerate(x):
+        if token == C["[MODEL]"]:
+            inside = model_events[turn] in probed
+            turn += 1
+        elif token < 9:
+            inside = False
+        in_answer[i] = inside
     want_w = np.select(
-        [y == C["[PAD]"], y == C["[LISTEN]"], y < 9],
-        [0.0, weights.listen, weights.control], weights.content,
+        [y == C["[PAD]"], y == C["[LISTEN]"], y < 9, in_answer],
+        [0.0, weights.listen, weights.control, weights.answer], weights.content,
     ).astype(np.float32)
     np.testing.assert_array_equal(w, want_w, err_msg="weights")
-    if min(weights.listen, weights.control, weights.content) > 0:
+    if min(weights.listen, weights.control, weights.content, weights.answer) > 0:
         before_interrupt = following == C["[USER_INTERRUPT]"]
         np.testing.assert_array_equal(w == 0, (y == C["[PAD]"]) | before_interrupt)
 
@@ -581,7 +628,7 @@ def check_invariants(d: Dialogue, stream: DuplexStream, weights: LossWeights) ->
 
 
 # width=32: every drawn weight is exact in float32, so a positive one never rounds to 0.
-WEIGHTS = st.builds(LossWeights, *[st.floats(0, 4, width=32)] * 3)
+WEIGHTS = st.builds(LossWeights, *[st.floats(0, 4, width=32)] * 4)
 
 
 @settings(max_examples=150, deadline=None)

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from assoclm.cli import main
+from assoclm.tokenizer import NUM_CONTROL
 from assoclm.train import Trainer
 from assoclm.train.cli import configs_from_flags
 from tests.train.test_trainer import train_losses
@@ -72,6 +73,33 @@ def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_
     assert set(saved["metrics"]["protocol_by_source"]) == {"local", "memory"}
     assert "By dialogue source" in table
     assert saved["provenance"]["command"].startswith("python -m assoclm.cli eval")
+
+
+def test_memory_only_mix_with_options_and_answer_weight(tmp_path):
+    flags = {"preset": "tiny", "dataset_mode": "duplex_chat", "duplex_mix": "memory:1",
+             "memory_dialogues": 30,
+             "memory_options": "num_facts=1,num_updates=1,distractor_turns=0",
+             "answer_weight": 5.0, "p_interrupt": 0.0, "max_steps": 1}
+    model_cfg, config = configs_from_flags(flags)
+    trainer = Trainer(config, model_cfg, tmp_path / "run", progress=False,
+                      log=lambda message: None)
+    assert len(trainer.train_ids) + len(trainer.val_ids) == 30
+    for dialogue in trainer.val_dialogues:
+        # one fact stated, corrected once and asked: three exchanges, one updated probe
+        assert len(dialogue.events) == 6, dialogue
+        assert [p.kind for p in dialogue.probes] == ["updated"]
+    # Only the answering turn's text weighs 5; the other model text weighs 1.
+    for stream in trainer.val_ids:
+        text_weights = {float(w) for y, w in zip(stream.target_ids, stream.weights)
+                        if y >= NUM_CONTROL}
+        assert text_weights == {5.0, 1.0}, f"{stream.name}: text weights {text_weights}"
+
+
+def test_memory_only_mix_needs_a_count(tmp_path, capsys):
+    assert main(["train", "--preset", "tiny", "--dataset-mode", "duplex_chat", "--duplex-mix",
+                 "memory:1", "--max-steps", "1", "--no-progress",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "--memory-dialogues" in capsys.readouterr().err
 
 
 def test_eval_refuses_a_text_checkpoint(tmp_path, capsys):

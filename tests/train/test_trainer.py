@@ -199,6 +199,12 @@ def test_config_errors_name_the_problem(corpus, tmp_path):
         TrainConfig.from_dict({"max_steps": 1, "lr": 0.1})
     with pytest.raises(ValueError, match="p_interrupt must be a number in"):
         tiny_config(corpus, dataset_mode="duplex_chat", p_interrupt=1.5)
+    with pytest.raises(ValueError, match="answer_weight must be a number in"):
+        tiny_config(corpus, dataset_mode="duplex_chat", answer_weight=-1.0)
+    with pytest.raises(ValueError, match="memory_dialogues must be an integer >= 1"):
+        tiny_config(corpus, dataset_mode="duplex_chat", memory_dialogues=0)
+    with pytest.raises(ValueError, match="memory_options: unknown memory option 'facts'"):
+        tiny_config(corpus, dataset_mode="duplex_chat", memory_options="facts=2")
     config, model = tiny_config(corpus, device="cuda:7" if not torch.cuda.is_available()
                                 else "bogus")
     with pytest.raises(TrainError, match="device"):

@@ -40,6 +40,7 @@ __all__ = [
     "memory_dialogues",
     "mix_dialogues",
     "parse_chatterbot_yaml",
+    "parse_memory_options",
     "parse_play",
 ]
 
@@ -981,6 +982,45 @@ def memory_dialogues(
     return [_memory_dialogue(seed, i, *spans)[0] for i in range(n)]
 
 
+# memory_dialogues keyword -> the smallest value it takes.
+_MEMORY_OPTION_MINIMA = {"num_facts": 1, "num_updates": 0, "distractor_turns": 0,
+                         "question_distance": 0}
+
+
+def parse_memory_options(text: str) -> dict[str, Span]:
+    """``memory_dialogues`` keyword arguments from text such as
+    ``"num_facts=2,num_updates=1-2,distractor_turns=0"``.
+
+    Each item is ``name=N`` or ``name=LOW-HIGH`` (an inclusive range); the names are the
+    keywords of :func:`memory_dialogues` that shape a dialogue (``num_facts``,
+    ``num_updates``, ``distractor_turns``, ``question_distance``), each at most once.
+
+    Raises:
+        ValueError: empty text, an unknown or repeated name, or a value that is not a
+            count or range of counts allowed for that name; the message names the item.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"memory options must be a non-empty text such as "
+                         f"'num_facts=2,num_updates=1-2'; got {text!r}")
+    options: dict[str, Span] = {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if name not in _MEMORY_OPTION_MINIMA:
+            raise ValueError(f"unknown memory option {name!r} in {text!r}; the options are "
+                             f"{', '.join(_MEMORY_OPTION_MINIMA)}")
+        if name in options:
+            raise ValueError(f"memory option {name!r} appears twice in {text!r}")
+        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", value) if sep else None
+        if match is None:
+            raise ValueError(f"memory option {item.strip()!r} in {text!r} must be "
+                             f"{name}=N or {name}=LOW-HIGH with whole numbers")
+        low = int(match.group(1))
+        span = low if match.group(2) is None else (low, int(match.group(2)))
+        _span(name, span, _MEMORY_OPTION_MINIMA[name])
+        options[name] = span
+    return options
+
+
 def _memory_dialogue(
     seed: int,
     index: int,
@@ -1276,7 +1316,8 @@ def load_dialogues(
     if total is None:
         if not sources:
             raise DataError(
-                f"{spec!r} holds only synthetic memory dialogues: give total= or n_memory="
+                f"{spec!r} holds only synthetic memory dialogues: give total= or n_memory= "
+                "(assoclm train: --memory-dialogues N)"
             )
         weight_sum = sum(weights.values())
         total = min(math.floor(len(sources[n]) * weight_sum / weights[n]) for n in sources)

@@ -50,8 +50,10 @@ How targets follow from inputs (one rule, applied position by position):
 
 Weights: ``[PAD]`` targets 0 (and only they); ``[LISTEN]`` targets ``LossWeights.listen``;
 any other control target ``LossWeights.control``; a text token target
-``LossWeights.content``. Text is encoded with ``tokenizer.encode``, which never yields a
-control id, so a user typing "[USER]" adds bytes, not a turn.
+``LossWeights.content``, or ``LossWeights.answer`` inside a model event that answers a
+memory probe (inputs ``[MODEL]`` up to the event's last token). Text is encoded with
+``tokenizer.encode``, which never yields a control id, so a user typing "[USER]" adds bytes,
+not a turn.
 
 Cases the protocol table leaves open, decided here (``a``, ``b``, ... are byte tokens;
 ``L`` = ``[LISTEN]``, ``UE`` = ``[USER_END]``; ``x -> y`` is input -> target):
@@ -132,14 +134,19 @@ class LossWeights:
         control: any other control target (``[USER_END]``, ``[MODEL]``, ``[MODEL_END]``,
             ``[USER]``, ``[SESSION_END]``).
         content: text token targets (ordinary LM on the model side).
+        answer: text token targets inside a model event that answers a memory question
+            (an event a :class:`~assoclm.duplex.protocol.Probe` points at), in place of
+            ``content``. These few tokens carry the recalled value, so they may be weighted
+            up without weighting up the rest of the model's text.
     """
 
     listen: float = 0.05
     control: float = 1.0
     content: float = 1.0
+    answer: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("listen", "control", "content"):
+        for name in ("listen", "control", "content", "answer"):
             value = getattr(self, name)
             ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(
                 value, bool
@@ -232,13 +239,17 @@ def build_stream(
     ids = {name: tokenizer.control_id(name) for name in tokenizer.control_tokens}
     texts = tokenizer.encode_batch([event.text for event in events])
 
-    # inputs[i] and whether the user holds the floor at inputs[i] (user-stream position).
+    # inputs[i], whether the user holds the floor at inputs[i] (user-stream position), and
+    # whether inputs[i] is the [MODEL] or a token of a model event that answers a probe.
     inputs: list[int] = [ids["[SESSION]"]]
     listening: list[bool] = [True]
+    answering: list[bool] = [False]
+    probed = {probe.event_index for probe in dialogue.probes}
 
-    def put(tokens: list[int], user_side: bool) -> None:
+    def put(tokens: list[int], user_side: bool, answer: bool = False) -> None:
         inputs.extend(tokens)
         listening.extend([user_side] * len(tokens))
+        answering.extend([answer] * len(tokens))
 
     previous: str | None = None
     for index, (event, tokens) in enumerate(zip(events, texts)):
@@ -248,7 +259,8 @@ def build_stream(
             # The model only speaks after [USER_END]: stream an empty user turn if none came.
             if previous != "user":
                 put([ids["[USER]"]], user_side=True)
-            put([ids["[USER_END]"], ids["[MODEL]"], *tokens], user_side=False)
+            put([ids["[USER_END]"]], user_side=False)
+            put([ids["[MODEL]"], *tokens], user_side=False, answer=index in probed)
             following = events[index + 1] if index + 1 < len(events) else None
             if not event.interrupted:
                 put([ids["[MODEL_END]"]], user_side=False)
@@ -275,7 +287,9 @@ def build_stream(
     targets[unpredictable] = ids["[PAD]"]
 
     is_control = targets < len(tokenizer.control_tokens)
-    w = np.where(is_control, weights.control, weights.content)
+    in_answer = np.asarray(answering, dtype=bool)  # [N]
+    w = np.where(is_control, weights.control,
+                 np.where(in_answer, weights.answer, weights.content))
     w = np.where(targets == ids["[LISTEN]"], weights.listen, w)
     w = np.where(targets == ids["[PAD]"], 0.0, w)
     return DuplexStream(dialogue.name, x, targets, w.astype(np.float32))

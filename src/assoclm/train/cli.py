@@ -81,10 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
                            "protocol on a dialogue mix (--data adds local JSONL to it)")
     data.add_argument("--duplex-mix", help="dialogue sources with weights, e.g. "
                                            "'chatterbot:1,shakespeare:1,memory:2'")
+    data.add_argument("--memory-dialogues", type=int,
+                      help="synthetic memory dialogues to generate for the mix (default: "
+                           "exactly the memory share; needed when the mix is only memory)")
+    data.add_argument("--memory-options",
+                      help="shape of the synthetic memory dialogues, e.g. 'num_facts=2,"
+                           "num_updates=1-2,distractor_turns=0,question_distance=0' (default "
+                           "num_facts=2-4,num_updates=1-2,distractor_turns=1-3)")
     data.add_argument("--p-interrupt", type=float,
                       help="share of model turns cut by a synthetic interrupt (default 0.2)")
     data.add_argument("--listen-weight", type=float,
                       help="loss weight of [LISTEN] targets (default 0.05)")
+    data.add_argument("--answer-weight", type=float,
+                      help="loss weight of the model's text when it answers a memory "
+                           "question (default 1, like the rest of its text)")
     data.add_argument("--tokenizer", choices=TOKENIZERS, help="default bpe")
     data.add_argument("--vocab-size", type=int, help="BPE vocabulary (default 4096)")
     data.add_argument("--val-fraction", type=float, help="documents held out (default 0.1)")

@@ -30,8 +30,11 @@ class TrainConfig(Config):
     data: str | None = None
     dataset_mode: str = "text"
     duplex_mix: str | None = None
+    memory_dialogues: int | None = None
+    memory_options: str | None = None
     p_interrupt: float = 0.2
     listen_weight: float = 0.05
+    answer_weight: float = 1.0
     tokenizer: str = "bpe"
     vocab_size: int = 4096
     val_fraction: float = 0.1
@@ -66,8 +69,18 @@ class TrainConfig(Config):
             value = getattr(self, field)
             if value is not None and (not isinstance(value, str) or not value.strip()):
                 raise ValueError(f"{name}.{field} must be a non-empty source spec; got {value!r}")
+        if self.memory_dialogues is not None:
+            check_int(name, "memory_dialogues", self.memory_dialogues)
+        if self.memory_options is not None:
+            from assoclm.data.dialogues import parse_memory_options
+
+            try:
+                parse_memory_options(self.memory_options)
+            except ValueError as exc:
+                raise ValueError(f"{name}.memory_options: {exc}") from None
         check_float(name, "p_interrupt", self.p_interrupt, 0, 1)
         check_float(name, "listen_weight", self.listen_weight, 0, 100)
+        check_float(name, "answer_weight", self.answer_weight, 0, 100)
         # the BPE's size; below this the control, byte and chat ids do not fit
         check_int(name, "vocab_size", self.vocab_size, MIN_VOCAB_SIZE)
         check_float(name, "val_fraction", self.val_fraction, 0, 1, low_open=True,

@@ -107,9 +107,11 @@ def data_spec(config: TrainConfig) -> str:
 def load_split(config: TrainConfig, progress: bool = True) -> tuple[list, list, str]:
     """(train, held-out, note) documents, or dialogues in duplex mode, as the run sees them."""
     if config.dataset_mode == "duplex_chat":
-        from assoclm.data.dialogues import load_dialogues
+        from assoclm.data.dialogues import load_dialogues, parse_memory_options
 
-        docs = load_dialogues(data_spec(config), seed=0, progress=progress)
+        options = parse_memory_options(config.memory_options) if config.memory_options else None
+        docs = load_dialogues(data_spec(config), n_memory=config.memory_dialogues, seed=0,
+                              progress=progress, memory_options=options)
     else:
         docs = load_documents(data_spec(config), progress=progress)
     return split_for_validation(docs, config.val_fraction)
@@ -121,8 +123,9 @@ def tokenize_split(config: TrainConfig, docs: list, tokenizer: BaseTokenizer, se
     if config.dataset_mode == "duplex_chat":
         from assoclm.data.duplex import LossWeights, build_streams
 
-        return build_streams(docs, tokenizer, LossWeights(listen=config.listen_weight),
-                             p_interrupt=config.p_interrupt, seed=seed)
+        weights = LossWeights(listen=config.listen_weight, answer=config.answer_weight)
+        return build_streams(docs, tokenizer, weights, p_interrupt=config.p_interrupt,
+                             seed=seed)
     return [np.asarray(x, dtype=np.int64)
             for x in tokenizer.encode_batch([d.text for d in docs])]
 

@@ -16,6 +16,11 @@ _DEMO = {"hidden_size": 256, "num_layers": 4, "memory_key_size": 64, "memory_val
 _TINY = {"hidden_size": 32, "num_layers": 2, "memory_key_size": 16, "memory_value_size": 16,
          "chunk_size": 16}
 _SEED = {"hidden_size": 512, "num_layers": 8, "memory_key_size": 128, "memory_value_size": 256}
+# Recall needs strong, lasting writes (β up to 1, no forgetting within a session), keys as
+# wide as the model and a short convolution; a small model takes many more steps per minute.
+_RECALL = {"hidden_size": 128, "num_layers": 2, "memory_key_size": 128,
+           "memory_value_size": 128, "mlp_multiplier": 2.0, "write_rate": 1.0,
+           "forget_rate": 0.0, "conv_size": 4, "chunk_size": 32}
 
 # Positronic at the Propagator's width and depth: fewer oscillator rings than the 768-wide
 # original (its 508 oscillators would triple the parameters here), low-rank q/out projections.
@@ -42,6 +47,14 @@ PRESETS: dict[str, tuple[str, dict[str, dict[str, Any]], dict[str, Any]]] = {
          "positronic": _POSITRONIC_DEMO},
         {"batch_size": 16, "unroll_len": 128, "learning_rate": 2e-3,
          "warmup_steps": 50, "time_budget": 300.0, "eval_every": 150, "eval_tokens": 16384},
+    ),
+    "recall": (
+        "a 0.7M-parameter Propagator for duplex_chat that learns to recall updated facts of "
+        "memory dialogues on a CPU (K=V=128, write rate 1, no forgetting, conv 4)",
+        {"propagator": _RECALL},
+        {"batch_size": 16, "unroll_len": 256, "learning_rate": 3e-3, "warmup_steps": 50,
+         "time_budget": 900.0, "eval_every": 500, "eval_tokens": 16384,
+         "answer_weight": 5.0},
     ),
     "tiny": (
         "a toy model for tests and smoke runs (seconds on a CPU)",
