@@ -72,6 +72,12 @@ def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_
     assert saved["metrics"]["end_margin"] == pytest.approx(math.log(20))
     assert set(saved["metrics"]["protocol_by_source"]) == {"local", "memory"}
     assert "By dialogue source" in table
+    # --data with only synthetic memory dialogues needs no count from the user
+    assert main(["eval", "--task", "duplex", "--checkpoint", str(tmp_path / "a"),
+                 "--data", "memory:1", "--max-probes", "2", "--out", str(report)]) == 0
+    saved = json.loads(report.read_text())
+    assert saved["metrics"]["memory_recall"]["memory_recall"]["total"] == 2
+    assert set(saved["metrics"]["protocol_by_source"]) == {"memory"}
     assert saved["provenance"]["command"].startswith("python -m assoclm.cli eval")
 
 

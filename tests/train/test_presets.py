@@ -34,3 +34,14 @@ def test_recall_preset_writes_strongly_and_weights_answers():
 def test_recall_preset_is_for_the_propagator_only():
     with pytest.raises(ValueError, match="preset 'recall' has no 'transformer' model"):
         get_preset("recall", "transformer")
+
+
+def test_a_step_or_token_limit_replaces_the_preset_clock():
+    _, config = configs_from_flags({"preset": "demo", "max_steps": 40})
+    assert config.max_steps == 40 and config.time_budget is None
+    _, config = configs_from_flags({"preset": "demo", "max_tokens": 1000})
+    assert config.max_tokens == 1000 and config.time_budget is None
+    _, config = configs_from_flags({"preset": "demo", "max_steps": 40, "time_budget": 60.0})
+    assert config.max_steps == 40 and config.time_budget == 60.0
+    _, config = configs_from_flags({"preset": "demo"})
+    assert config.time_budget == 300.0

@@ -65,7 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.data:
             from assoclm.data.dialogues import load_dialogues
 
-            dialogues = load_dialogues(args.data, seed=VAL_SEED)
+            # a memory-only spec needs a count: enough dialogues for --max-probes questions
+            only_memory = all(part.split(":")[0].strip() == "memory"
+                              for part in args.data.split(","))
+            dialogues = load_dialogues(args.data, seed=VAL_SEED,
+                                       n_memory=args.max_probes if only_memory else None)
         else:
             _, dialogues, _ = load_split(config)
         streams = tokenize_split(config, dialogues, tokenizer, VAL_SEED)

@@ -167,6 +167,11 @@ def configs_from_flags(flags: dict[str, Any]) -> tuple[dict[str, Any], TrainConf
     name = train_flags.get("model", "propagator")
     if "preset" in train_flags:
         model_cfg, train_cfg = get_preset(train_flags["preset"], name)
+        # A step or token limit given on the command line replaces the preset's clock (the
+        # learning-rate schedule follows whichever limit is set).
+        if any(train_flags.get(k) is not None for k in ("max_steps", "max_tokens")) and \
+                train_flags.get("time_budget") is None:
+            train_cfg.pop("time_budget", None)
     check_model_flags(name, model_flags)
     model_cfg.update(model_flags)
     train_cfg.update(train_flags)
