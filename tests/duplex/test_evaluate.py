@@ -59,3 +59,5 @@ def test_per_source_metrics_add_up_to_the_totals():
     for name in ACCURACY_METRICS:
         assert result["protocol"][name] == want[name]
     assert result["protocol"]["decision_accuracy"]["total"] > 0
+    with pytest.raises(ValueError, match="no held-out dialogue"):
+        evaluate_duplex(model, TOK, [], [], batch_size=2, seq_len=16, max_tokens=100)

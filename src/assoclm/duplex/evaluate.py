@@ -97,6 +97,8 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
             break
         kept.append(stream)
         total += size
+    if not kept:
+        raise ValueError("no held-out dialogue to evaluate on")
     by_source: dict[str, list[DuplexStream]] = {}
     for stream in kept:
         by_source.setdefault(dialogue_source(stream.name), []).append(stream)
