@@ -194,7 +194,8 @@ def test_presets_size_the_families_alike():
         counts = {family: count_parameters(family, {**get_preset(name, family)[0],
                                                     "vocab_size": vocab})
                   for family in families}
-        assert counts["propagator"] == counts["hebbian"]
+        if "hebbian" in counts:  # the recall preset is for the Propagator only
+            assert counts["propagator"] == counts["hebbian"]
         for family in ("transformer", "positronic"):
             if family in counts:
                 assert abs(counts[family] / counts["propagator"] - 1) < 0.05, (name, counts)
