@@ -19,6 +19,7 @@ from assoclm.data.dialogues import (
     load_ultrachat_jsonl,
     memory_dialogues,
     mix_dialogues,
+    mix_sources,
     parse_chatterbot_yaml,
     parse_memory_options,
     parse_play,
@@ -672,3 +673,12 @@ def test_real_default_mix():
     got = load_dialogues(DEFAULT_DUPLEX_MIX, progress=False)
     shares = Counter(d.name.split("/")[0] for d in got)
     assert shares == {"chatterbot": 2025, "shakespeare": 1012, "memory": 3038}, shares
+
+
+def test_mix_sources(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("")
+    assert mix_sources(f"chatterbot:2,memory:3,{rows}") == ["chatterbot", "memory", str(rows)]
+    assert mix_sources("memory:1") == ["memory"]
+    with pytest.raises(DataError, match="appears twice"):
+        mix_sources("memory:1,memory:2")

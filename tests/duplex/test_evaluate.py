@@ -12,7 +12,7 @@ from assoclm.duplex.metrics import ACCURACY_METRICS, ProtocolMetrics
 from assoclm.duplex.protocol import Dialogue, Event
 from assoclm.models import PropagatorConfig, PropagatorLM
 from assoclm.tokenizer import ByteTokenizer
-from assoclm.train.evaluate import evaluate, token_byte_lengths
+from assoclm.train.evaluate import evaluate, token_byte_lengths, whole_documents_within
 
 TOK = ByteTokenizer()
 
@@ -61,3 +61,10 @@ def test_per_source_metrics_add_up_to_the_totals():
     assert result["protocol"]["decision_accuracy"]["total"] > 0
     with pytest.raises(ValueError, match="no held-out dialogue"):
         evaluate_duplex(model, TOK, [], [], batch_size=2, seq_len=16, max_tokens=100)
+
+
+@pytest.mark.parametrize("sizes, budget, kept", [
+    ([5, 5, 5], 10, 2), ([5, 5, 5], 9, 1), ([20, 1], 5, 1), ([3, 4], 100, 2), ([], 10, 0),
+])
+def test_whole_documents_within(sizes, budget, kept):
+    assert whole_documents_within(sizes, budget) == kept

@@ -78,6 +78,11 @@ def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_
     saved = json.loads(report.read_text())
     assert saved["metrics"]["memory_recall"]["memory_recall"]["total"] == 2
     assert set(saved["metrics"]["protocol_by_source"]) == {"memory"}
+    capsys.readouterr()
+    assert main(["eval", "--task", "duplex", "--checkpoint", str(tmp_path / "a"),
+                 "--end-margin", "inf", "--out", str(tmp_path / "bad.json")]) == 2
+    assert "--end-margin must be a finite number" in capsys.readouterr().err
+    assert not (tmp_path / "bad.json").exists()
     assert saved["provenance"]["command"].startswith("python -m assoclm.cli eval")
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "load_ultrachat_jsonl",
     "memory_dialogues",
     "mix_dialogues",
+    "mix_sources",
     "parse_chatterbot_yaml",
     "parse_memory_options",
     "parse_play",
@@ -1228,6 +1229,12 @@ def _apportion(weights: Mapping[str, float], total: int) -> dict[str, int]:
     for name in order[: total - sum(counts.values())]:
         counts[name] += 1
     return counts
+
+
+def mix_sources(spec: str) -> list[str]:
+    """The source names of a mix spec, in order ("chatterbot:2,memory:3" -> ["chatterbot",
+    "memory"]); raises DataError on a malformed spec, as ``load_dialogues`` does."""
+    return [name for name, _ in _parse_mix_spec(spec)]
 
 
 def _parse_mix_spec(spec: str) -> list[tuple[str, float]]:

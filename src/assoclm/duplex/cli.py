@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -63,11 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"{ckpt} was trained with --dataset-mode {config.dataset_mode}; "
                              "--task duplex needs a duplex_chat checkpoint")
         if args.data:
-            from assoclm.data.dialogues import load_dialogues
+            from assoclm.data.dialogues import load_dialogues, mix_sources
 
             # a memory-only spec needs a count: enough dialogues for --max-probes questions
-            only_memory = all(part.split(":")[0].strip() == "memory"
-                              for part in args.data.split(","))
+            only_memory = mix_sources(args.data) == ["memory"]
             dialogues = load_dialogues(args.data, seed=VAL_SEED,
                                        n_memory=args.max_probes if only_memory else None)
         else:
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         streams = tokenize_split(config, dialogues, tokenizer, VAL_SEED)
         margin = turn_end_margin(config.listen_weight) if args.end_margin is None \
             else args.end_margin
+        if not math.isfinite(margin):
+            raise ValueError(f"--end-margin must be a finite number; got {margin}")
     except (ValueError, CheckpointError, DataError, KeyError) as exc:
         print(f"assoclm eval: {exc}", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from assoclm.duplex.metrics import ProtocolMetrics, memory_recall
 from assoclm.duplex.protocol import Dialogue
 from assoclm.generation import generate
 from assoclm.tokenizer import BaseTokenizer
-from assoclm.train.evaluate import evaluate, token_byte_lengths
+from assoclm.train.evaluate import evaluate, token_byte_lengths, whole_documents_within
 
 
 def dialogue_source(name: str) -> str:
@@ -90,13 +90,7 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
     # Whole dialogues (cutting each to a prefix would score only their first turns), taken in
     # order up to max_tokens, then scored source by source: each source has its own
     # accumulator, and the totals are their sums.
-    kept, total = [], 0
-    for stream in streams:
-        size = max(0, len(stream.input_ids))
-        if kept and total + size > max_tokens:
-            break
-        kept.append(stream)
-        total += size
+    kept = streams[: whole_documents_within([len(s.input_ids) for s in streams], max_tokens)]
     if not kept:
         raise ValueError("no held-out dialogue to evaluate on")
     by_source: dict[str, list[DuplexStream]] = {}

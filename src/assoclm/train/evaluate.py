@@ -36,6 +36,16 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
 
 
 @torch.no_grad()
+def whole_documents_within(sizes: Sequence[int], max_tokens: int) -> int:
+    """How many documents, taken whole and in order, fit in ``max_tokens`` (at least one)."""
+    total = 0
+    for count, size in enumerate(sizes):
+        if count and total + size > max_tokens:
+            return count
+        total += size
+    return len(sizes)
+
+
 def evaluate(
     model: nn.Module,
     docs: Sequence[Any],
@@ -73,13 +83,8 @@ def evaluate(
     if not pairs:
         raise ValueError("no held-out document with an (input, target) pair to evaluate on")
     if whole_documents:
-        kept, total = [], 0
-        for p in pairs:
-            if kept and total + p.size > max_tokens:
-                break
-            kept.append(p)
-            total += p.size
-        pairs, share = kept, max(p.size for p in kept)
+        pairs = pairs[: whole_documents_within([p.size for p in pairs], max_tokens)]
+        share = max(p.size for p in pairs)
     else:
         share = max(1, max_tokens // len(pairs))
     device = next(model.parameters()).device
