@@ -50,14 +50,20 @@ def test_per_source_metrics_add_up_to_the_totals():
     # The totals are what one pass over all streams counts.
     lengths = token_byte_lengths(TOK)
     one = ProtocolMetrics(lengths)
+    seen_grad = []
+    update = one.update
+    one.update = lambda *a: (seen_grad.append(a[-1].requires_grad), update(*a))
     scored = evaluate(model, streams, lengths, 2, 16, 1 << 20, metrics=one,
                       whole_documents=True)
+    assert seen_grad and not any(seen_grad)  # scoring builds no autograd graph
     want = one.result()
     assert result["loss"] == pytest.approx(scored["loss"], rel=1e-4)
     assert result["bpb"] == pytest.approx(scored["bpb"], rel=1e-4)
     assert result["tokens"] == scored["tokens"]
     for name in ACCURACY_METRICS:
         assert result["protocol"][name] == want[name]
+    assert result["turn_taking_curve"]["all"] == one.turn_taking_curve()
+    assert set(result["turn_taking_curve"]) == {"all", *by_source}
     assert result["protocol"]["decision_accuracy"]["total"] > 0
     with pytest.raises(ValueError, match="no held-out dialogue"):
         evaluate_duplex(model, TOK, [], [], batch_size=2, seq_len=16, max_tokens=100)

@@ -35,7 +35,6 @@ def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torc
     return token_nll(logits, targets) * mask
 
 
-@torch.no_grad()
 def whole_documents_within(sizes: Sequence[int], max_tokens: int) -> int:
     """How many documents, taken whole and in order, fit in ``max_tokens`` (at least one)."""
     total = 0
@@ -46,6 +45,7 @@ def whole_documents_within(sizes: Sequence[int], max_tokens: int) -> int:
     return len(sizes)
 
 
+@torch.no_grad()
 def evaluate(
     model: nn.Module,
     docs: Sequence[Any],
