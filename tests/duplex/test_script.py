@@ -55,3 +55,37 @@ def test_an_untrained_model_is_reported_honestly(tmp_path):
     assert proc.stdout.count("you>   ") == len(SCRIPT)
     assert "[recalled 0 of 2 facts" in proc.stdout  # random weights remember nothing
     assert "bytes after" in proc.stdout
+
+
+def test_the_memory_lines_use_the_wording_the_memory_dialogues_teach():
+    """The script claims to ask what the model was trained on: its statements, correction
+    and questions must be instances of the memory dialogues' city templates, with a person,
+    a relation and cities from their vocabularies."""
+    from assoclm.data import dialogues as d
+
+    statements, questions, _ = d._TEMPLATES["city"]
+    prefixes = [p for p, new_sentence in d._CORRECTIONS if not new_sentence]
+    subjects = {"my sister": "my sister", "Tomas": "Tomas"}
+    assert "sister" in d._RELATIONS and "Tomas" in d._NAMES
+
+    def instances(templates, value=None):
+        out = set()
+        for t in templates:
+            for s in subjects:
+                p = "my sister's" if s == "my sister" else f"{s}'s"
+                out.add(t.format(s=s, S=s[0].upper() + s[1:], p=p, P=p.capitalize(),
+                                 v=value, a="a"))
+        return out
+
+    memory_turns = [t for t in SCRIPT if t.expect is not None]
+    said = [t.user for t in SCRIPT if t.interrupt_after is None and t.expect is None]
+    for line in said:
+        value = line.rstrip(".").split()[-1]
+        assert value in d._CITIES, line
+        plain = line.removeprefix(next((p for p in prefixes if line.startswith(p)), ""))
+        plain = plain[0].upper() + plain[1:]
+        assert plain in instances(statements, value), line
+    for turn in memory_turns:
+        assert turn.user in instances(questions), turn.user
+        assert turn.expect in d._CITIES
+    assert any(line.startswith(tuple(prefixes)) for line in said), "no correction"

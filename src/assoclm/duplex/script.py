@@ -7,6 +7,11 @@ Each user line is fed token by token. The decisions are drawn as one mark per to
 for listening and ``|`` for the user-end decision. If the model is still listening at the end
 of a line, the script hands it the turn, and the transcript says so. One answer is cut after
 a few pieces by a user interjection. The last questions check what the model remembers.
+
+The statements, the correction and the questions use the wording of the synthetic memory
+dialogues (``assoclm.data.dialogues.memory_dialogues``: "{S} lives in {v}.", a "Correction: "
+prefix, "Where does {s} live?") with a person, relation and cities of their vocabularies: the
+script asks the model to do what it was trained on, on a dialogue it has not seen.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ SCRIPT: tuple[Turn, ...] = (
     Turn("My sister lives in Lisbon."),
     Turn("Tomas lives in Oslo."),
     Turn("Do you enjoy music?", interrupt_after=3, interjection="wait"),
-    Turn("Correction: my sister lives in Nairobi, not Lisbon."),
+    Turn("Correction: my sister lives in Nairobi."),
     Turn("Where does my sister live?", expect="Nairobi", kind="updated"),
     Turn("Where does Tomas live?", expect="Oslo", kind="untouched"),
 )
