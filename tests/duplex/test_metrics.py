@@ -11,13 +11,17 @@ import pytest
 import torch
 
 from assoclm.duplex.metrics import (
+    CURVE_MARGINS,
     GOALS,
     SEED_REPORTED,
     ProtocolMetrics,
     answer_contains,
+    format_curve_table,
     format_source_table,
     format_table,
+    margin_for_precision,
     memory_recall,
+    plot_turn_taking_curves,
     turn_end_margin,
     write_metrics_json,
 )
@@ -245,6 +249,77 @@ def test_update_from_logits_equals_predictions(margin):
     got, want = from_logits.result(), from_ids.result()
     assert got.pop("model_bpb") == pytest.approx(want.pop("model_bpb"), rel=1e-6)
     assert got == want
+
+
+def random_batch(seed: int, scale: float = 4.0):
+    """The hand-made session as a [2, 12] batch with random logits."""
+    g = torch.Generator().manual_seed(seed)
+    inputs, targets, weights, _ = (a.view(2, 12) for a in session_arrays())
+    return inputs, targets, weights, torch.randn(2, 12, NUM_CONTROL + 9, generator=g) * scale
+
+
+def test_turn_taking_curve_agrees_with_the_metrics_at_each_margin():
+    """At every tabulated margin, the curve's precision and user-end recall are exactly those
+    of a ProtocolMetrics scored with that margin; across batches and after a merge."""
+    batches = [random_batch(seed) for seed in range(4)]
+    whole = ProtocolMetrics()
+    for batch in batches:
+        whole.update(*batch)
+    curve = whole.turn_taking_curve()
+    assert curve["margins"] == list(CURVE_MARGINS)
+    assert curve["user_end_total"] == whole.counts["user_end_recall_total"] > 0
+    halves = ProtocolMetrics(), ProtocolMetrics()
+    for i, batch in enumerate(batches):
+        halves[i % 2].update(*batch)
+    assert halves[0].merge(halves[1]).turn_taking_curve() == curve
+    varied = 0
+    for i, margin in enumerate(CURVE_MARGINS):
+        scored = ProtocolMetrics(end_margin=margin)
+        for batch in batches:
+            scored.update(*batch)
+        got = scored.result()
+        assert curve["user_end_recall"][i] == got["user_end_recall"]["value"]
+        assert curve["precision"][i] == got["turn_taking_precision"]["value"]
+        assert curve["predicted_end"][i] == got["turn_taking_precision"]["total"]
+        varied += curve["predicted_end"][i] != curve["predicted_end"][0]
+    assert varied  # the margins change the decisions in this data
+    # monotone: a larger margin never predicts more ends
+    assert curve["predicted_end"] == sorted(curve["predicted_end"], reverse=True)
+
+
+def test_turn_taking_curve_is_none_when_scored_without_logits():
+    metrics = ProtocolMetrics()
+    assert metrics.turn_taking_curve() is None  # nothing scored
+    inputs, targets, weights, logits = random_batch(0)
+    metrics.update(inputs, targets, weights, logits)
+    assert metrics.turn_taking_curve() is not None
+    nll = -torch.log_softmax(logits, -1).gather(-1, targets[..., None])[..., 0]
+    metrics.update_predictions(inputs, targets, weights, logits.argmax(-1), nll=nll)
+    assert metrics.turn_taking_curve() is None  # it would not cover the scored positions
+
+
+def hand_curve():
+    return {"margins": [0.0, 1.0, 2.0], "precision": [0.5, 0.99, None],
+            "user_end_recall": [1.0, 0.8, 0.0], "predicted_end": [8, 4, 0],
+            "correct_end": [4, 3, 0], "user_end_total": 4}
+
+
+def test_margin_for_precision():
+    assert margin_for_precision(hand_curve(), 0.99) == (1.0, 0.99, 0.8)
+    assert margin_for_precision(hand_curve(), 0.4) == (0.0, 0.5, 1.0)
+    assert margin_for_precision(hand_curve(), 0.995) is None  # None precision is skipped
+
+
+def test_format_curve_table_and_plot(tmp_path):
+    table = format_curve_table({"all": hand_curve(), "none": None}, margins=[0.0, 2.0])
+    lines = table.strip().splitlines()
+    assert lines[0] == "| margin (nats) | all: precision / recall |"
+    assert lines[2:] == ["| 0 | 50.0 / 100.0 |", "| 2 | n/a / 0.0 |"]
+    with pytest.raises(ValueError, match="margin 5.0 is not tabulated"):
+        format_curve_table({"all": hand_curve()}, margins=[5.0])
+    png = plot_turn_taking_curves({"all": hand_curve(), "none": None}, tmp_path / "c.png", 1.0)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["c.png"]  # no temporary left behind
 
 
 def test_turn_end_margin():

@@ -72,6 +72,13 @@ def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_
     assert saved["metrics"]["end_margin"] == pytest.approx(math.log(20))
     assert set(saved["metrics"]["protocol_by_source"]) == {"local", "memory"}
     assert "By dialogue source" in table
+    # the turn-taking trade-off: a curve per source and in all, a table and a chart
+    curves = saved["metrics"]["turn_taking_curve"]
+    assert set(curves) == {"all", "local", "memory"}
+    at = curves["all"]["margins"].index(0.0)
+    assert curves["all"]["predicted_end"][at] >= curves["all"]["predicted_end"][at + 2]
+    assert "Turn-taking trade-off" in table and "all: precision / recall" in table
+    assert (tmp_path / "eval-turn-taking.png").stat().st_size > 1000
     # --data with only synthetic memory dialogues needs no count from the user
     assert main(["eval", "--task", "duplex", "--checkpoint", str(tmp_path / "a"),
                  "--data", "memory:1", "--max-probes", "2", "--out", str(report)]) == 0

@@ -83,7 +83,9 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
     result records it).
 
     Returns ``{"loss", "bpb", "tokens", "protocol": {...}, "protocol_by_source": {source:
-    {...}}, "memory_recall": {...}}``.
+    {...}}, "turn_taking_curve": {"all": ..., source: ...}, "memory_recall": {...}}`` (the
+    curves are ``ProtocolMetrics.turn_taking_curve``: precision and user-end recall at every
+    margin).
     """
     if byte_lengths is None:
         byte_lengths = token_byte_lengths(tokenizer)
@@ -98,6 +100,7 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
         by_source.setdefault(dialogue_source(stream.name), []).append(stream)
     metrics = ProtocolMetrics(byte_lengths, end_margin)
     per_source: dict[str, dict[str, Any]] = {}
+    curves: dict[str, Any] = {}
     nats = weight = text_bits = 0.0
     tokens = n_bytes = 0
     for source in sorted(by_source):
@@ -110,12 +113,14 @@ def evaluate_duplex(model: nn.Module, tokenizer: BaseTokenizer, streams: Sequenc
         tokens += scored["tokens"]
         n_bytes += scored["bytes"]
         per_source[source] = source_metrics.result()
+        curves[source] = source_metrics.turn_taking_curve()
         metrics.merge(source_metrics)
     result: dict[str, Any] = {"loss": nats / max(weight, 1e-12),
                               "bpb": text_bits / max(n_bytes, 1), "tokens": tokens}
     result["protocol"] = metrics.result()
     result["end_margin"] = float(end_margin)
     result["protocol_by_source"] = per_source
+    result["turn_taking_curve"] = {"all": metrics.turn_taking_curve(), **curves}
     was_training = model.training
     model.eval()
     with torch.no_grad():

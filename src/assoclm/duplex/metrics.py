@@ -36,6 +36,12 @@ follows from the training weights). Everywhere else the prediction is the argmax
 whole vocabulary. (A text token that outscores both at a listening position is not a
 decision anyone acts on, so it is not counted as one.)
 
+**The turn-taking trade-off.** A larger margin makes the model take the turn less often:
+turn-taking precision rises and user-end recall falls. :meth:`ProtocolMetrics.update` also
+tabulates both at every margin of :data:`CURVE_MARGINS` (``turn_taking_curve``), so that one
+pass shows the whole trade-off and the margin at which a precision is first reached
+(:func:`margin_for_precision`).
+
 Each metric reports its value with its numerator and denominator counts
 (``{"value", "correct", "total"}``; bits per byte: ``{"value", "bits", "bytes", "tokens"}``).
 A metric with an empty denominator has value ``None`` (not 0, not NaN), so the JSON written
@@ -87,6 +93,9 @@ ACCURACY_METRICS: tuple[str, ...] = (
 )
 
 TensorLike = torch.Tensor | np.ndarray | Sequence[Any]
+
+# Margins (nats) at which the turn-taking trade-off is tabulated: -4 to 20 in steps of 0.5.
+CURVE_MARGINS: tuple[float, ...] = tuple(m / 2 for m in range(-8, 41))
 
 
 def turn_end_margin(listen_weight: float, control_weight: float = 1.0) -> float:
@@ -152,6 +161,11 @@ class ProtocolMetrics:
         self.model_nats = 0.0
         self.model_bytes = 0
         self.model_tokens = 0
+        # The trade-off, per margin of CURVE_MARGINS: listening positions whose target is
+        # [USER_END] / [LISTEN] and whose gap logit[USER_END] − logit[LISTEN] exceeds it.
+        self.curve_end = np.zeros(len(CURVE_MARGINS), dtype=np.int64)
+        self.curve_listen = np.zeros(len(CURVE_MARGINS), dtype=np.int64)
+        self.curve_positions = 0  # listening positions tabulated (only update() sees logits)
         # Whether earlier updates brought nll: bits per byte over only some batches would be
         # a different number, so mixing the two is refused.
         self._with_nll: bool | None = None
@@ -173,6 +187,7 @@ class ProtocolMetrics:
                              f"{tuple(target_ids.shape)} plus a vocabulary axis")
         listening = (target_ids == LISTEN) | (target_ids == USER_END)
         predicted = turn_decisions(logits, listening, self.end_margin)
+        self._tabulate_curve(target_ids, weights, logits)
         content = target_ids >= NUM_CONTROL
         nll = torch.zeros(target_ids.shape, dtype=torch.float32, device=logits.device)
         if bool(content.any()):
@@ -180,6 +195,19 @@ class ProtocolMetrics:
             log_probs = torch.log_softmax(logits[content].float(), dim=-1)  # [N, V]
             nll[content] = -log_probs.gather(-1, target_ids[content][:, None])[:, 0]
         self.update_predictions(input_ids, target_ids, weights, predicted, nll)
+
+    def _tabulate_curve(self, target_ids: torch.Tensor, weights: TensorLike,
+                        logits: torch.Tensor) -> None:
+        counted = torch.as_tensor(weights, device=logits.device).reshape(target_ids.shape) > 0
+        end = counted & (target_ids == USER_END)
+        listen = counted & (target_ids == LISTEN)
+        gap = logits[..., USER_END].float() - logits[..., LISTEN].float()
+        margins = torch.tensor(CURVE_MARGINS, device=logits.device)
+        above = torch.stack([(gap[end][:, None] > margins).sum(0),
+                             (gap[listen][:, None] > margins).sum(0)]).cpu().numpy()
+        self.curve_end += above[0]
+        self.curve_listen += above[1]
+        self.curve_positions += int(end.sum()) + int(listen.sum())
 
     def update_predictions(self, input_ids: TensorLike, target_ids: TensorLike,
                            weights: TensorLike, predicted_ids: TensorLike,
@@ -261,7 +289,33 @@ class ProtocolMetrics:
         self.model_nats += other.model_nats
         self.model_bytes += other.model_bytes
         self.model_tokens += other.model_tokens
+        self.curve_end += other.curve_end
+        self.curve_listen += other.curve_listen
+        self.curve_positions += other.curve_positions
         return self
+
+    def turn_taking_curve(self) -> dict[str, Any] | None:
+        """Turn-taking precision and user-end recall at every margin of
+        :data:`CURVE_MARGINS`: ``{"margins", "precision", "user_end_recall", "predicted_end",
+        "correct_end", "user_end_total"}`` (lists, one entry per margin; a precision is None
+        where nothing is predicted). None when some listening positions were scored without
+        logits (:meth:`update_predictions`) or none were scored: the curve would not describe
+        the same positions as the metrics."""
+        listening = (self.counts["listen_accuracy_total"]
+                     + self.counts["user_end_recall_total"])
+        if not listening or self.curve_positions != listening:
+            return None
+        total_end = self.counts["user_end_recall_total"]
+        said = self.curve_end + self.curve_listen
+        return {
+            "margins": list(CURVE_MARGINS),
+            "precision": [int(c) / int(n) if n else None for c, n in zip(self.curve_end, said)],
+            "user_end_recall": [int(c) / total_end if total_end else None
+                                for c in self.curve_end],
+            "predicted_end": [int(n) for n in said],
+            "correct_end": [int(c) for c in self.curve_end],
+            "user_end_total": total_end,
+        }
 
     def result(self) -> dict[str, dict[str, Any]]:
         """Every metric so far: ``{"decision_accuracy": {"value", "correct", "total"}, ...,
@@ -400,3 +454,83 @@ def format_source_table(by_source: Mapping[str, Mapping[str, Any]]) -> str:
         cells = [_value_cell(by_source[source].get(name, {})) for source in sources]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def margin_for_precision(curve: Mapping[str, Any], precision: float
+                         ) -> tuple[float, float, float] | None:
+    """The smallest tabulated margin at which turn-taking precision reaches ``precision``
+    (a fraction), as ``(margin, precision there, user-end recall there)``; None if no margin
+    of the curve reaches it."""
+    for margin, p, r in zip(curve["margins"], curve["precision"], curve["user_end_recall"]):
+        if p is not None and p >= precision:
+            return margin, p, r
+    return None
+
+
+# Margins shown by format_curve_table: enough to see the trade-off without 49 rows.
+SHOWN_MARGINS: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0)
+
+
+def format_curve_table(curves: Mapping[str, Mapping[str, Any] | None],
+                       margins: Sequence[float] = SHOWN_MARGINS) -> str:
+    """A markdown table of the turn-taking trade-off: one row per margin, one column per
+    curve (e.g. "all" and each dialogue source) holding ``precision / user-end recall`` in
+    percent; curves that are None are left out."""
+    names = [name for name, curve in curves.items() if curve is not None]
+    lines = ["| margin (nats) | " + " | ".join(f"{n}: precision / recall" for n in names) + " |",
+             "|---|" + "---|" * len(names)]
+    for margin in margins:
+        cells = []
+        for name in names:
+            curve = curves[name]
+            if margin not in curve["margins"]:
+                raise ValueError(f"margin {margin} is not tabulated; the curve has "
+                                 f"{curve['margins'][0]} to {curve['margins'][-1]}")
+            i = curve["margins"].index(margin)
+            p, r = curve["precision"][i], curve["user_end_recall"][i]
+            cells.append(("n/a" if p is None else f"{100 * p:.1f}") + " / "
+                         + ("n/a" if r is None else f"{100 * r:.1f}"))
+        lines.append(f"| {margin:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_turn_taking_curves(curves: Mapping[str, Mapping[str, Any] | None], path: str | Path,
+                            end_margin: float | None = None, title: str = "") -> Path:
+    """Precision against user-end recall as the margin grows, one line per curve, with the
+    point nearest ``end_margin`` marked and the 99 % precision goal dashed. Written
+    atomically (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from assoclm.bench.common import save_figure_atomic
+
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for name, curve in curves.items():
+        if curve is None:
+            continue
+        points = [(100 * r, 100 * p) for p, r in zip(curve["precision"], curve["user_end_recall"])
+                  if p is not None and r is not None]
+        if not points:
+            continue
+        line, = ax.plot(*zip(*points), marker=".", ms=3, lw=1.2, label=name)
+        if end_margin is not None:
+            i = min(range(len(curve["margins"])),
+                    key=lambda j: abs(curve["margins"][j] - end_margin))
+            p, r = curve["precision"][i], curve["user_end_recall"][i]
+            if p is not None and r is not None:
+                ax.plot([100 * r], [100 * p], "o", color=line.get_color(), ms=7, mfc="none")
+    ax.axhline(100 * GOALS["turn_taking_precision"], color="k", ls="--", lw=0.8)
+    ax.set_xlabel("user-end recall (%)")
+    ax.set_ylabel("turn-taking precision (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    marked = "" if end_margin is None else f"; circles: margin {end_margin:.2f}"
+    ax.set_title((title + "\n" if title else "") + "margin from "
+                 f"{CURVE_MARGINS[0]:g} to {CURVE_MARGINS[-1]:g} nats (dashed: goal{marked})",
+                 fontsize=9)
+    fig.tight_layout()
+    out = save_figure_atomic(fig, path)
+    plt.close(fig)
+    return out
