@@ -128,11 +128,10 @@ def decision_rule_line(end_margin: float | None) -> str:
 
 def render_duplex_eval(result: dict) -> str:
     from assoclm.duplex.metrics import (
-        GOALS,
         format_curve_table,
         format_source_table,
         format_table,
-        margin_for_precision,
+        goal_margin_line,
     )
 
     metrics = result["metrics"]
@@ -141,14 +140,9 @@ def render_duplex_eval(result: dict) -> str:
         lines += ["By dialogue source:", "", format_source_table(metrics["protocol_by_source"])]
     curves = metrics.get("turn_taking_curve")  # files from before the curve have none
     if curves and curves.get("all"):
-        goal = GOALS["turn_taking_precision"]
-        reached = margin_for_precision(curves["all"], goal)
         lines += ["Turn-taking precision / user-end recall (%) as the margin grows:", "",
                   format_curve_table(curves, margins=(0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)),
-                  f"Precision reaches {100 * goal:.0f} % first at margin {reached[0]:g}, "
-                  f"where user-end recall is {100 * reached[2]:.1f} %." if reached else
-                  f"No margin up to {curves['all']['margins'][-1]:g} reaches "
-                  f"{100 * goal:.0f} % precision.", ""]
+                  goal_margin_line(curves["all"]), ""]
     lines.append(f"{metrics.get('dialogues', '?')} held-out dialogues, checkpoint "
                  f"`{Path(metrics.get('checkpoint', '?')).name}`. "
                  f"{decision_rule_line(metrics.get('end_margin'))} "

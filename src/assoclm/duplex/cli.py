@@ -45,11 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     from assoclm.data import DataError
     from assoclm.duplex.evaluate import evaluate_duplex
     from assoclm.duplex.metrics import (
-        GOALS,
         format_curve_table,
         format_source_table,
         format_table,
-        margin_for_precision,
+        goal_margin_line,
         plot_turn_taking_curves,
         turn_end_margin,
         write_metrics_json,
@@ -100,15 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     curves = result["turn_taking_curve"]
     written = [str(out)]
     if curves["all"] is not None:
-        goal = GOALS["turn_taking_precision"]
         print("Turn-taking trade-off: a larger margin takes the turn less often (precision "
               "up, user-end recall down):")
         print(format_curve_table(curves))
-        reached = margin_for_precision(curves["all"], goal)
-        print(f"precision >= {100 * goal:.0f}% first at margin {reached[0]:g} (user-end "
-              f"recall {100 * reached[2]:.1f}%)" if reached else
-              f"no margin up to {curves['all']['margins'][-1]:g} reaches {100 * goal:.0f}% "
-              "precision")
+        print(goal_margin_line(curves["all"]))
         png = plot_turn_taking_curves(curves, out.with_name(out.stem + "-turn-taking.png"),
                                       margin, title=f"turn-taking trade-off, {Path(ckpt).name}")
         written.append(str(png))

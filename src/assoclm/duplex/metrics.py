@@ -467,6 +467,17 @@ def margin_for_precision(curve: Mapping[str, Any], precision: float
     return None
 
 
+def goal_margin_line(curve: Mapping[str, Any]) -> str:
+    """One sentence: the first margin of ``curve`` whose precision reaches the goal, and the
+    user-end recall there (or that none does)."""
+    goal = GOALS["turn_taking_precision"]
+    reached = margin_for_precision(curve, goal)
+    if reached is None:
+        return f"No margin up to {curve['margins'][-1]:g} reaches {100 * goal:.0f} % precision."
+    return (f"Precision reaches {100 * goal:.0f} % first at margin {reached[0]:g}, where "
+            f"user-end recall is {100 * reached[2]:.1f} %.")
+
+
 # Margins shown by format_curve_table: enough to see the trade-off without 49 rows.
 SHOWN_MARGINS: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0)
 
