@@ -7,6 +7,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+import torch
 
 from assoclm.bench import ops, report
 
@@ -25,16 +26,41 @@ def test_quick_benchmark_writes_consistent_json_and_plot(tmp_path, capsys):
     assert [r["T"] for r in result["rows"]] == [100, 256]
     for row in result["rows"]:
         med = row["median_s"]
-        assert set(med) == {"chunked", "recurrent", "fla_naive_chunk"}
+        assert set(med) == {"chunked", "products_only", "recurrent", "fla_naive_chunk"}
         assert all(len(ts) == 2 and min(ts) > 0 for ts in row["times_s"].values())
         # Ratios are what the medians say, not typed in.
         assert row["speedup_vs_recurrent"] == pytest.approx(med["recurrent"] / med["chunked"])
+        assert row["ceiling_vs_recurrent"] == pytest.approx(
+            med["recurrent"] / med["products_only"])
         assert row["ratio_vs_fla_naive_chunk"] == pytest.approx(
             med["chunked"] / med["fla_naive_chunk"])
         assert row["rel_err_vs_recurrent"] < 1e-5
     # Targets are judged only on the configuration they are stated for.
     assert result["targets"] is None
     assert "T=100" in capsys.readouterr().out
+
+
+def _chunked_fwd_bwd(T: int, chunk_size: int = 16, backward: bool = True):
+    inputs = ops.make_inputs(2, T, 2, 8, 8, "cpu", torch.float32)
+    if not backward:
+        return lambda: ops.delta_rule_chunked(**inputs, chunk_size=chunk_size)
+    return ops.build_cases(inputs, chunk_size, False, "cpu")["chunked"]
+
+
+def test_the_recorder_sees_every_product_of_both_passes_chunk_by_chunk():
+    one, four = (ops.record_products(_chunked_fwd_bwd(T)) for T in (16, 64))
+    forward_only = ops.record_products(_chunked_fwd_bwd(64, backward=False))
+    assert one and all(func.overloadpacket in ops.PRODUCT_OPS for func, _, _ in four)
+    # The chunk loop runs its products once per chunk, and the backward pass adds its own.
+    assert len(four) == 4 * len(one)
+    assert 0 < len(forward_only) < len(four)
+    assert any("solve_triangular" in str(func) for func, _, _ in one)
+
+
+def test_the_replay_makes_exactly_the_recorded_calls():
+    calls = ops.record_products(_chunked_fwd_bwd(48))
+    replay = ops.replay_products(calls)
+    assert ops.record_products(replay) == calls
 
 
 def _args(**kw) -> Namespace:
@@ -80,9 +106,11 @@ def test_readme_results_match_the_result_files(page):
 def test_report_renders_the_numbers_of_the_file(tmp_path):
     result = json.loads((ROOT / "benchmarks/results/ops-cpu.json").read_text())
     result["rows"][0]["speedup_vs_recurrent"] = 123.4
+    result["rows"][0]["ceiling_vs_recurrent"] = 234.5
     (tmp_path / "x.json").write_text(json.dumps(result))
     text = report.update("<!-- results:x -->\nold\n<!-- /results:x -->\n", tmp_path)
-    assert "123.4×" in text and "old" not in text
+    assert "123.4×" in text and "234.5×" in text and "old" not in text
+    assert "products_only (ceiling)" in text
 
 
 def test_report_names_a_missing_readme(tmp_path, capsys):

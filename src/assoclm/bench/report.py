@@ -30,12 +30,16 @@ SECTION = re.compile(
 def render_ops(result: dict) -> str:
     cfg, prov = result["config"], result["provenance"]
     names = list(result["rows"][0]["median_s"])
-    head = ["T"] + [f"{n} (ms)" for n in names] + ["recurrent / chunked", "chunked / fla naive"]
+    # Files from before the products-only case have no ceiling column.
+    ceiling = any("ceiling_vs_recurrent" in row for row in result["rows"])
+    head = (["T"] + [f"{n} (ms)" for n in names] + ["recurrent / chunked"]
+            + ["recurrent / products_only (ceiling)"] * ceiling + ["chunked / fla naive"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in result["rows"]:
         cells = [str(row["T"])] + [f"{1e3 * row['median_s'][n]:.1f}" for n in names]
-        speed = row.get("speedup_vs_recurrent")
-        cells.append(f"{speed:.1f}×" if speed is not None else "n/a")
+        for key in ["speedup_vs_recurrent"] + ["ceiling_vs_recurrent"] * ceiling:
+            speed = row.get(key)
+            cells.append(f"{speed:.1f}×" if speed is not None else "n/a")
         cells.append(f"{row['ratio_vs_fla_naive_chunk']:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     machine = prov["machine"]
