@@ -10,8 +10,8 @@ and ratios, written as JSON (with the command, commit and machine) and a PNG.
 One more case, `products_only`, bounds what the chunked form can reach here: it replays the
 batched matrix products and triangular solves that the chunked forward and backward passes
 ran (recorded from the op itself, same shapes and layouts, same order) on operands that stay
-in cache, and nothing else. No implementation made of those products can beat it, so
-recurrent / products_only is the ceiling of the chunked speed-up on this machine.
+in cache, and nothing else. An implementation that makes those products one after another
+cannot beat it, so recurrent / products_only is the ceiling of the chunked speed-up here.
 """
 
 from __future__ import annotations
