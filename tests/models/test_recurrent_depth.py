@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from assoclm.layers.attention import CausalSelfAttention
+from assoclm.layers.kv_cache import KVCache, KVCacheState
 from assoclm.models import MODELS, build_model
-from assoclm.models.kv_cache import KVCache, KVCacheState
 from assoclm.models.recurrent_depth import RecurrentDepthConfig, RecurrentDepthLM
 from assoclm.testing import assert_rel_close, assert_streaming_equivalence
 
@@ -262,7 +262,8 @@ def test_training_depth_draws_have_the_configured_mean():
 
 
 def test_registered_and_buildable_from_a_dict():
-    assert MODELS["recurrent_depth"] == (RecurrentDepthConfig, RecurrentDepthLM)
+    spec = MODELS["recurrent_depth"]
+    assert (spec.config, spec.model) == (RecurrentDepthConfig, RecurrentDepthLM)
     model = build_model("recurrent_depth", {"vocab_size": 11, "hidden_size": 16,
                                             "num_heads": 2, "num_kv_heads": 1})
     assert isinstance(model, RecurrentDepthLM)

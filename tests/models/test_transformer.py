@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from assoclm.layers.attention import CausalSelfAttention
-from assoclm.models.kv_cache import KVCache, KVCacheState
+from assoclm.layers.kv_cache import KVCache, KVCacheState
 from assoclm.models.transformer import TransformerConfig, TransformerLM
 from assoclm.testing import assert_rel_close
 

@@ -27,14 +27,11 @@ when none is needed (one decoded token and no reset lane in view, the fast path)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-if TYPE_CHECKING:
-    from assoclm.models.kv_cache import KVCache
+from assoclm.layers.kv_cache import KVCache
 
 
 def rope_angles(positions: torch.Tensor, head_dim: int, base: float

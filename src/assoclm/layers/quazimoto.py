@@ -1,7 +1,7 @@
 """QuazimotoBlock: a channel mixer made of coupled phase oscillators on concentric rings.
 
-Positronic (see ``models/positronic.py``) replaces every transformer MLP by this block. Per
-token x [D] (after an RMSNorm), with N = Σ n_r oscillators on R rings:
+Positronic (:mod:`assoclm.models.positronic`) replaces every transformer MLP by this block.
+Per token x [D] (after an RMSNorm), with N = Σ n_r oscillators on R rings:
 
     θ⁰ = W_θ x                                  initial phases              [N]
     ω  = tanh(W_ω x)                            bounded natural frequencies [N]

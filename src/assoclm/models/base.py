@@ -7,7 +7,7 @@ defines ``init_state(batch_size, device=None)`` returning a state with ``num_lay
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +15,9 @@ from torch import nn
 
 
 class TokenLM(nn.Module):
+    # What it offers beyond nn.Module (assoclm.models.protocols.CAPABILITIES): every token
+    # LM is a causal LM; a subclass with more says so.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"causal_lm"})
     config: Any
     embed: nn.Embedding
     blocks: nn.ModuleList

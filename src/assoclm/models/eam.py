@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -163,6 +164,8 @@ class EAMModel(nn.Module):
     solve(tokens [B, T], ...) -> (logits [B, T, V], Solve)
     decode(tokens [B, T], maskable [B, T], steps) -> tokens [B, T]
     """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset({"masked_denoiser"})
 
     def __init__(self, config: EAMConfig):
         super().__init__()

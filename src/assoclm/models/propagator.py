@@ -1,6 +1,6 @@
 """Propagator: a language model whose every layer keeps a persistent K×V memory matrix.
 
-Per layer (DESIGN.md, "Propagator block"):
+Per layer (docs/ARCHITECTURE.md, "Propagator block"):
 
     h = RMSNorm₁(x)
     q = l2norm(W_q h);           r = Mᵀq                           # memory before this write
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from assoclm.config import Config, check_choice, check_float, check_int
+from assoclm.config import Config, check_choice, check_float, check_int, flag
 from assoclm.layers.mlp import MLP, MLP_KINDS
 from assoclm.models.base import TokenLM
 from assoclm.models.state import MemoryState
@@ -59,24 +59,25 @@ class PropagatorConfig(Config):
     """
 
     vocab_size: int = 4096
-    hidden_size: int = 512
-    num_layers: int = 8
-    memory_key_size: int = 128
-    memory_value_size: int = 256
-    memory_heads: int = 1
-    mlp_multiplier: float = 4.0
-    mlp: str = "swiglu"
-    write_rate: float = 0.1
-    forget_rate: float = 0.02
-    write_from: str = "input"
+    hidden_size: int = flag(512, help="model width")
+    num_layers: int = flag(8, help="number of blocks")
+    memory_key_size: int = flag(128, help="memory key size K (over all memory heads)")
+    memory_value_size: int = flag(256, help="memory value size V (over all memory heads)")
+    memory_heads: int = flag(1, help="memory heads (K and V are split among them)")
+    mlp_multiplier: float = flag(4.0, help="MLP hidden width / model width")
+    mlp: str = flag("swiglu", help="MLP kind", choices=MLP_KINDS)
+    write_rate: float = flag(0.1, help="largest write strength beta")
+    forget_rate: float = flag(0.02, help="largest forgetting per token (1 - retention)")
+    write_from: str = flag("input", choices=WRITE_FROM,
+                            help="input: chunk-parallel (default); output: the seed's dataflow")
     write_rule: str = "delta"
     layer_scale_init: float = 0.1
     norm_eps: float = 1e-6
-    chunk_size: int = 64
+    chunk_size: int = flag(64, help="delta-rule chunk length (power of 2)")
     error_clip: float = 1.0
     memory_clip: float = 10.0
     init_std: float = 0.02
-    conv_size: int = 0
+    conv_size: int = flag(0, help="short causal convolution before q, k, v (0: none, the default)")
 
     def __post_init__(self) -> None:
         name = type(self).__name__

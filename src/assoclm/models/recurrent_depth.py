@@ -31,7 +31,7 @@ E[r] = r̄ = ``train_depth``, capped at ``max_depth``. Gradients flow only throu
 long draw costs forward passes, not memory. The draw uses torch's global generator; in eval
 mode, or with ``"fixed"``, the depth is ``train_depth``.
 
-State: one KV cache per iteration (:class:`~assoclm.models.kv_cache.KVCacheState` with
+State: one KV cache per iteration (:class:`~assoclm.layers.kv_cache.KVCacheState` with
 ``depth`` layers): iteration i of token t attends to iteration i of the tokens before it, so
 a chunked or token-by-token run equals a full one. A state fixes the depth it was built with.
 """
@@ -44,12 +44,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from assoclm.config import Config, check_choice, check_float, check_int
+from assoclm.config import Config, check_choice, check_float, check_int, flag
 from assoclm.layers.attention import CausalSelfAttention
+from assoclm.layers.kv_cache import KVCache, KVCacheState
 from assoclm.layers.mlp import MLP
 from assoclm.layers.moe import MoE
 from assoclm.models.base import TokenLM
-from assoclm.models.kv_cache import KVCache, KVCacheState
 
 INJECTIONS = ("adapter", "none")
 DEPTH_SAMPLING = ("lognormal_poisson", "fixed")
@@ -63,10 +63,10 @@ class RecurrentDepthConfig(Config):
     SwiGLU), tied, trained at a mean depth of 8 with the paper's truncation k = 8."""
 
     vocab_size: int = 4096
-    hidden_size: int = 256
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    mlp_multiplier: float = 4.0
+    hidden_size: int = flag(256, help="model width")
+    num_heads: int = flag(4, help="attention heads")
+    num_kv_heads: int = flag(2, help="key/value heads (GQA)")
+    mlp_multiplier: float = flag(4.0, help="MLP hidden width / model width")
     rope_base: float = 10000.0
     qk_norm: bool = True
     # sliding attention window in tokens, the query included; None or 0: full attention

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from assoclm.config import Config
+from assoclm.models.registry import build_model, model_spec
 
 # The width each model can take: hidden_size must be a multiple of this (for attention,
 # 2·num_heads so that every head has an even size for RoPE).
@@ -22,8 +23,6 @@ _DEFAULT_MULTIPLE = 8
 
 def count_parameters(name: str, config: dict[str, Any] | Config) -> int:
     """Number of parameters of model `name` built from `config` (tied weights counted once)."""
-    from assoclm.models import build_model
-
     with torch.device("meta"):
         model = build_model(name, config)
     return sum(p.numel() for p in model.parameters())
@@ -33,10 +32,7 @@ def width_multiple(name: str, config: dict[str, Any]) -> int:
     """The step in hidden_size that keeps `config` valid for model `name`."""
     heads = config.get("num_heads")
     if heads is None:
-        from assoclm.models import model_classes
-
-        config_cls, _ = model_classes(name)
-        heads = getattr(config_cls, "num_heads", None)
+        heads = getattr(model_spec(name).config, "num_heads", None)
     return 2 * int(heads) if heads is not None else _DEFAULT_MULTIPLE
 
 

@@ -7,7 +7,7 @@ Per layer:
 
 Input and output embeddings are tied and no layer has a bias. A query attends to at most the
 last ``max_context`` tokens, itself included (a sliding window), so the KV cache of a long
-stream stays bounded. The state is a :class:`~assoclm.models.kv_cache.KVCacheState` with the
+stream stays bounded. The state is a :class:`~assoclm.layers.kv_cache.KVCacheState` with the
 same contract as the Propagator's memory: explicit, immutable, serialisable.
 """
 
@@ -19,11 +19,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from assoclm.config import Config, check_float, check_int
+from assoclm.config import Config, check_float, check_int, flag
 from assoclm.layers.attention import CausalSelfAttention
+from assoclm.layers.kv_cache import KVCache, KVCacheState
 from assoclm.layers.mlp import MLP
 from assoclm.models.base import TokenLM
-from assoclm.models.kv_cache import KVCache, KVCacheState
 
 
 @dataclass
@@ -32,12 +32,12 @@ class TransformerConfig(Config):
     vocabulary, the SwiGLU MLP and the attention being larger than the memory read/write)."""
 
     vocab_size: int = 4096
-    hidden_size: int = 512
-    num_layers: int = 8
-    num_heads: int = 8
-    mlp_multiplier: float = 4.0
+    hidden_size: int = flag(512, help="model width")
+    num_layers: int = flag(8, help="number of blocks")
+    num_heads: int = flag(8, help="attention heads")
+    mlp_multiplier: float = flag(4.0, help="MLP hidden width / model width")
     rope_base: float = 10000.0
-    max_context: int = 2048
+    max_context: int = flag(2048, help="attention window in tokens (the KV cache size)")
     norm_eps: float = 1e-6
     init_std: float = 0.02
 

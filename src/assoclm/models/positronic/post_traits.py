@@ -45,19 +45,14 @@ weighted by ``jepa_weight``. The gradient reaches the trunk only through h_t.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from assoclm.layers.mlp import MLP
 from assoclm.layers.moe import MoE
+from assoclm.models.positronic.config import POST_STACK_TRAITS, PositronicConfig
 
-if TYPE_CHECKING:
-    from assoclm.models.positronic import PositronicConfig
-
-POST_TRAIT_NAMES = ("hrm", "moe", "jepa")
 # hidden width of the shared and of each routed SwiGLU, as a multiple of hidden_size (before
 # SwiGLU's two-thirds rule): the shared expert plus the top-2 routed ones cost the active
 # compute of about 1.5 standard 4x MLPs per token
@@ -171,8 +166,8 @@ class PostStackTraits(nn.Module):
     def __init__(self, config: PositronicConfig):
         super().__init__()
         c = config
-        if not any(c.has(t) for t in POST_TRAIT_NAMES):
-            raise ValueError(f"PostStackTraits needs at least one of {POST_TRAIT_NAMES} in "
+        if not any(c.has(t) for t in POST_STACK_TRAITS):
+            raise ValueError(f"PostStackTraits needs at least one of {POST_STACK_TRAITS} in "
                              f"config.traits; got {list(c.traits)}")
         self.config = c
         self.hrm = HRMRefinement(c.hidden_size, c.hrm_steps, c.norm_eps) if c.has("hrm") \
@@ -226,5 +221,4 @@ class PostStackTraits(nn.Module):
         return gates
 
 
-__all__ = ["HRMRefinement", "JEPAPredictor", "POST_TRAIT_NAMES", "PostStackTraits",
-           "SharedMoE"]
+__all__ = ["HRMRefinement", "JEPAPredictor", "PostStackTraits", "SharedMoE"]

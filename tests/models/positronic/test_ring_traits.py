@@ -11,9 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from assoclm.layers.quazimoto_traits import (
+from assoclm.models.positronic import (
+    RING_TRAITS,
+    PositronicConfig,
+    PositronicLM,
+    PositronicState,
+)
+from assoclm.models.positronic.ring_traits import (
     CONTROLLER_BETA,
-    RING_TRAIT_NAMES,
     RingControllers,
     RingSpecialists,
     RingTraits,
@@ -23,7 +28,6 @@ from assoclm.layers.quazimoto_traits import (
     radical_inverse,
     window_attention,
 )
-from assoclm.models.positronic import PositronicConfig, PositronicLM, PositronicState
 from assoclm.testing import assert_rel_close, assert_streaming_equivalence
 
 TOL32 = 1e-5
@@ -31,8 +35,8 @@ TOL32 = 1e-5
 TINY = dict(vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,
             attn_rank=16, ring_sizes=(4, 8, 16), max_context=64, interstitial_window=6,
             ngram_buckets=97, controller_dim=8, specialist_dim=8, mtp_heads=0)
-EACH = [pytest.param((t,), id=t) for t in RING_TRAIT_NAMES]
-EACH_AND_ALL = EACH + [pytest.param(RING_TRAIT_NAMES, id="all")]
+EACH = [pytest.param((t,), id=t) for t in RING_TRAITS]
+EACH_AND_ALL = EACH + [pytest.param(RING_TRAITS, id="all")]
 
 
 def build(traits=(), seed=0, **kw) -> PositronicLM:
@@ -237,7 +241,7 @@ def test_traits_train(traits):
 
 
 def test_streaming_equivalence_with_all_ring_traits():
-    model = perturb_gates(build(RING_TRAIT_NAMES))
+    model = perturb_gates(build(RING_TRAITS))
     x = tokens(T=24)
     with torch.no_grad():
         assert (model(x)[0] - build().eval()(x)[0]).abs().max() > 1e-3, \
@@ -253,7 +257,7 @@ def test_streaming_equivalence_with_all_ring_traits():
 
 
 def test_state_round_trip_reset_and_interleaved_sessions():
-    model = perturb_gates(build(RING_TRAIT_NAMES))
+    model = perturb_gates(build(RING_TRAITS))
     x = tokens(T=16, seed=4)
     with torch.no_grad():
         whole, _ = model(x)
@@ -284,8 +288,8 @@ def test_state_round_trip_reset_and_interleaved_sessions():
 
 @pytest.mark.parametrize("T", [1, 7], ids=["step", "T7"])
 def test_frozen_memories_are_read_but_never_written(T):
-    live = perturb_gates(build(RING_TRAIT_NAMES))
-    frozen = with_weights_of(live, RING_TRAIT_NAMES, freeze_memories=True).eval()
+    live = perturb_gates(build(RING_TRAITS))
+    frozen = with_weights_of(live, RING_TRAITS, freeze_memories=True).eval()
     x = tokens(T=10 + T, seed=6)
     with torch.no_grad():
         _, state = live(x[:, :10])
@@ -301,13 +305,13 @@ def test_frozen_memories_are_read_but_never_written(T):
 
 def test_component_gates_remove_exactly_their_trait():
     plain = build().eval()
-    model = perturb_gates(with_weights_of(plain, RING_TRAIT_NAMES))
+    model = perturb_gates(with_weights_of(plain, RING_TRAITS))
     x = tokens(T=10, seed=7)
     with torch.no_grad():
         want, _ = plain(x)
         both, _ = model(x)
-        assert set(gates(model)) == set(RING_TRAIT_NAMES)
-        for trait in RING_TRAIT_NAMES:
+        assert set(gates(model)) == set(RING_TRAITS)
+        for trait in RING_TRAITS:
             saved = [p.clone() for p in gates(model)[trait]]
             for p in gates(model)[trait]:
                 p.zero_()

@@ -24,211 +24,28 @@ main head's next token and the k drafts through the KV cache in one forward, kee
 prefix of drafts the main head agrees with (plus the main head's own next token), and rewinds
 the cache over the rejected drafts. The output is the greedy output.
 
-State: :class:`PositronicState`, the KV cache plus the named per-lane tensors of stateful
-traits (``extras``), explicit and serialisable like every other state in assoclm.
+State: :class:`~assoclm.models.positronic.state.PositronicState`, the KV cache plus the
+named per-lane tensors of stateful traits (``extras``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from assoclm.config import Config, check_float, check_int
 from assoclm.layers.attention import LowRankAttention
+from assoclm.layers.kv_cache import KVCacheState
 from assoclm.layers.quazimoto import QuazimotoBlock
 from assoclm.models.base import TokenLM
-from assoclm.models.kv_cache import KVCacheState
-from assoclm.ops.kuramoto import DEFAULT_RING_SIZES, check_ring_sizes
-
-# the traits, each off by default and a no-op at initialisation
-POST_STACK_TRAITS = ("hrm", "moe", "jepa")
-RING_TRAITS = ("fractal_seed", "interstitial", "controllers", "specialists")
-TRAITS = POST_STACK_TRAITS + RING_TRAITS
-
-
-@dataclass
-class PositronicConfig(Config):
-    """Defaults: a small CPU-sized Positronic (the original: hidden 768, 12 query heads over 4
-    KV heads). ``rope_fraction`` of each head is rotated (the rest carries no position);
-    ``attn_rank`` is the rank of the low-rank query and output projections (None = full)."""
-
-    vocab_size: int = 4096
-    hidden_size: int = 256
-    num_layers: int = 4
-    num_heads: int = 8
-    num_kv_heads: int = 4
-    rope_fraction: float = 0.5
-    attn_rank: int | None = 128
-    rope_base: float = 10000.0
-    max_context: int = 2048
-    ring_sizes: Sequence[int] = DEFAULT_RING_SIZES
-    osc_steps: int = 4
-    osc_dt: float = 0.5
-    center_omega: float = 0.1
-    osc_expansion: float = 3.0
-    osc_gate_init: float = 0.9
-    osc_clamp: float = 10.0
-    z_loss: float = 1e-4
-    mtp_heads: int = 4
-    mtp_weight: float = 0.3
-    norm_eps: float = 1e-6
-    init_std: float = 0.02
-    # traits (each off unless named in ``traits``) and their sizes
-    traits: Sequence[str] = ()
-    hrm_steps: int = 3
-    moe_experts: int = 4
-    moe_top_k: int = 2
-    moe_weight: float = 0.01
-    jepa_ahead: int = 2
-    jepa_weight: float = 0.1
-    interstitial_window: int = 32
-    ngram_buckets: int = 1024
-    controller_dim: int = 16
-    specialist_experts: int = 4
-    specialist_top_k: int = 2
-    specialist_dim: int = 16
-    freeze_memories: bool = False
-
-    def __post_init__(self) -> None:
-        name = type(self).__name__
-        for f in ("vocab_size", "hidden_size", "num_layers", "num_heads", "num_kv_heads",
-                  "max_context", "hrm_steps", "moe_experts", "moe_top_k", "jepa_ahead",
-                  "interstitial_window", "ngram_buckets", "controller_dim",
-                  "specialist_experts", "specialist_top_k", "specialist_dim"):
-            check_int(name, f, getattr(self, f))
-        for f in ("osc_steps", "mtp_heads"):
-            check_int(name, f, getattr(self, f), 0)
-        if self.hidden_size % self.num_heads:
-            raise ValueError(f"{name}.hidden_size={self.hidden_size} must be divisible by "
-                             f"num_heads={self.num_heads}")
-        if self.num_heads % self.num_kv_heads:
-            raise ValueError(f"{name}.num_kv_heads={self.num_kv_heads} must divide "
-                             f"num_heads={self.num_heads}")
-        if self.moe_top_k > self.moe_experts or self.specialist_top_k > self.specialist_experts:
-            raise ValueError(f"{name}: moe_top_k and specialist_top_k must not exceed the "
-                             f"number of experts")
-        check_float(name, "rope_fraction", self.rope_fraction, 0, 1, low_open=True)
-        if self.rope_dim % 2 or self.rope_dim == 0:
-            raise ValueError(f"{name}: rope_fraction · head_dim = {self.rope_dim} must be a "
-                             f"positive even number (head_dim {self.head_dim})")
-        if self.attn_rank is not None:
-            check_int(name, "attn_rank", self.attn_rank)
-        self.ring_sizes = check_ring_sizes(self.ring_sizes)
-        check_float(name, "rope_base", self.rope_base, 1, math.inf, low_open=True,
-                    high_open=True)
-        check_float(name, "osc_dt", self.osc_dt, 0, 10, low_open=True)
-        check_float(name, "center_omega", self.center_omega, -100, 100)
-        check_float(name, "osc_expansion", self.osc_expansion, 0, 64, low_open=True)
-        check_float(name, "osc_gate_init", self.osc_gate_init, 0, 1, True, True)
-        check_float(name, "osc_clamp", self.osc_clamp, 0, math.inf, True, True)
-        for f in ("z_loss", "mtp_weight", "moe_weight", "jepa_weight"):
-            check_float(name, f, getattr(self, f), 0, math.inf, high_open=True)
-        check_float(name, "norm_eps", self.norm_eps, 0, 1, low_open=True)
-        check_float(name, "init_std", self.init_std, 0, 1, low_open=True)
-        self.traits = tuple(self.traits)
-        unknown = sorted(set(self.traits) - set(TRAITS))
-        if unknown or len(set(self.traits)) != len(self.traits):
-            raise ValueError(f"{name}.traits must be distinct names from {TRAITS}; "
-                             f"got {list(self.traits)}")
-        if not isinstance(self.freeze_memories, bool):
-            raise ValueError(f"{name}.freeze_memories must be true or false")
-
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
-
-    @property
-    def rope_dim(self) -> int:
-        return int(round(self.rope_fraction * self.head_dim))
-
-    @property
-    def num_oscillators(self) -> int:
-        return sum(self.ring_sizes)
-
-    def has(self, trait: str) -> bool:
-        return trait in self.traits
-
-    def kv_cache_bytes(self, tokens: int, element_size: int = 4) -> int:
-        """Bytes of a KV cache holding `tokens` tokens: the KV heads of every layer."""
-        return 2 * tokens * self.num_layers * self.num_kv_heads * self.head_dim * element_size
-
-
-@dataclass(frozen=True, eq=False)
-class PositronicState:
-    """The KV cache and, for stateful traits, named per-lane tensors (batch first; a zero
-    tensor is the empty state, so a lane reset zeroes them). Immutable: methods return new
-    states; ``extras`` is never changed in place."""
-
-    kv: KVCacheState
-    extras: dict[str, torch.Tensor] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, t in self.extras.items():
-            if t.dim() < 1 or t.shape[0] != self.kv.batch_size:
-                raise ValueError(f"state tensor {name!r} must have the batch "
-                                 f"{self.kv.batch_size} first; got {list(t.shape)}")
-
-    @property
-    def num_layers(self) -> int:
-        return self.kv.num_layers
-
-    @property
-    def batch_size(self) -> int:
-        return self.kv.batch_size
-
-    @property
-    def tokens_seen(self) -> int:
-        return self.kv.tokens_seen
-
-    @property
-    def nbytes(self) -> int:
-        return self.kv.nbytes + sum(t.numel() * t.element_size() for t in self.extras.values())
-
-    def _with(self, kv: KVCacheState, fn) -> PositronicState:
-        return PositronicState(kv, {k: fn(t) for k, t in self.extras.items()})
-
-    def detach(self) -> PositronicState:
-        return self._with(self.kv.detach(), lambda t: t.detach())
-
-    def to(self, device=None, dtype=None) -> PositronicState:
-        return self._with(self.kv.to(device, dtype),
-                          lambda t: t.to(device=device, dtype=dtype if t.is_floating_point()
-                                         else None))
-
-    def reset(self, mask: torch.Tensor) -> PositronicState:
-        kv = self.kv.reset(mask)
-
-        def zero(t: torch.Tensor) -> torch.Tensor:
-            keep = (~mask).to(t.device).view(-1, *([1] * (t.dim() - 1)))
-            return torch.where(keep, t, torch.zeros_like(t))
-        return self._with(kv, zero)
-
-    def rewind(self, drop: int) -> PositronicState:
-        """Drop the newest ``drop`` tokens from the KV cache (consumes ``self``; see
-        :meth:`KVCacheState.rewind`). Only a state without trait memories can rewind."""
-        if self.extras:
-            raise ValueError("a state with trait memories cannot be rewound")
-        return PositronicState(self.kv.rewind(drop))
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        out = {f"kv.{k}": t for k, t in self.kv.state_dict().items()}
-        out.update({f"extras.{k}": t.detach().contiguous() for k, t in self.extras.items()})
-        return out
-
-    @classmethod
-    def from_state_dict(cls, tensors: dict[str, torch.Tensor]) -> PositronicState:
-        bad = sorted(k for k in tensors if not k.startswith(("kv.", "extras.")))
-        if bad:
-            raise ValueError(f"state dict keys must start with 'kv.' or 'extras.'; got {bad}")
-        kv = KVCacheState.from_state_dict(
-            {k[3:]: t for k, t in tensors.items() if k.startswith("kv.")})
-        return cls(kv, {k[7:]: t for k, t in tensors.items() if k.startswith("extras.")})
+from assoclm.models.positronic.config import POST_STACK_TRAITS, RING_TRAITS, PositronicConfig
+from assoclm.models.positronic.post_traits import PostStackTraits
+from assoclm.models.positronic.ring_traits import RingTraits
+from assoclm.models.positronic.state import PositronicState
 
 
 class DraftHead(nn.Module):
@@ -258,8 +75,6 @@ class PositronicBlock(nn.Module):
                                   c.osc_clamp, norm_eps=c.norm_eps)
         self.ring_traits = None
         if any(c.has(t) for t in RING_TRAITS):
-            from assoclm.layers.quazimoto_traits import RingTraits
-
             self.ring_traits = RingTraits(c, layer, self.osc)
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor, cache, extras: dict,
@@ -284,7 +99,11 @@ class PositronicLM(TokenLM):
     forward(tokens [B, T], state=None) -> (logits [B, T, vocab], state)
     step(token [B], state) -> (logits [B, vocab], state)
     training_loss(inputs, targets, loss_mask, state) -> (loss, metrics, logits, state)
+    speculative_generate(prompt_ids, max_new_tokens, ...) -> (new ids, stats)
     """
+
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"causal_lm", "training_loss", "speculative"})
 
     def __init__(self, config: PositronicConfig):
         super().__init__()
@@ -296,8 +115,6 @@ class PositronicLM(TokenLM):
         self.draft_heads = nn.ModuleList(DraftHead(c.hidden_size) for _ in range(c.mtp_heads))
         self.post = None
         if any(c.has(t) for t in POST_STACK_TRAITS):
-            from assoclm.models.positronic_traits import PostStackTraits
-
             self.post = PostStackTraits(c)
         self.apply(self._init_weights)
         for head in self.draft_heads:

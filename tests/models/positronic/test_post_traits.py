@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from assoclm.models.positronic import PositronicConfig, PositronicLM
-from assoclm.models.positronic_traits import JEPAPredictor, PostStackTraits
+from assoclm.models.positronic.post_traits import JEPAPredictor, PostStackTraits
 from assoclm.testing import assert_rel_close
 
 TINY = dict(vocab_size=64, hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2,

@@ -90,20 +90,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from assoclm.layers.quazimoto import MODULATIONS, QuazimotoBlock
+from assoclm.models.positronic.config import RING_TRAITS, PositronicConfig
 from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_step
 from assoclm.ops.kuramoto import ring_average_matrix, ring_index
 
-if TYPE_CHECKING:
-    from assoclm.models.positronic import PositronicConfig
-
-RING_TRAIT_NAMES = ("fractal_seed", "interstitial", "controllers", "specialists")
 # Mandelbrot orbit: steps, the rectangle the Halton points fill, the escape radius
 FRACTAL_STEPS = 8
 FRACTAL_RE = (-2.0, 0.5)
@@ -457,16 +453,16 @@ class RingTraits(nn.Module):
     def __init__(self, config: PositronicConfig, layer: int, osc: QuazimotoBlock):
         super().__init__()
         c = config
-        self.enabled = tuple(t for t in RING_TRAIT_NAMES if c.has(t))
+        self.enabled = tuple(t for t in RING_TRAITS if c.has(t))
         if not self.enabled:
-            raise ValueError(f"RingTraits needs at least one of {RING_TRAIT_NAMES} in "
+            raise ValueError(f"RingTraits needs at least one of {RING_TRAITS} in "
                              f"config.traits; got {list(c.traits)}")
         if tuple(osc.ring_sizes) != tuple(c.ring_sizes):
             raise ValueError(f"the block's ring sizes {list(osc.ring_sizes)} differ from the "
                              f"config's {list(c.ring_sizes)}")
         self.layer, self.init_std = layer, c.init_std
         sizes, N = osc.ring_sizes, osc.num_oscillators
-        self.register_buffer("ring", osc._ring.clone(), persistent=False)      # [N]
+        self.register_buffer("ring", ring_index(sizes), persistent=False)      # [N]
         self.fractal_seed = FractalPhaseSeed(c.vocab_size, N) if c.has("fractal_seed") \
             else None
         self.interstitial = InterstitialRings(sizes, c.controller_dim, c.interstitial_window,
@@ -556,7 +552,7 @@ class RingTraits(nn.Module):
 
 
 __all__ = [
-    "FractalPhaseSeed", "InterstitialRings", "RING_TRAIT_NAMES", "RingControllers",
-    "RingSpecialists", "RingTraits", "daido_features", "mandelbrot_features", "ngram_bucket",
-    "radical_inverse", "window_attention",
+    "FractalPhaseSeed", "InterstitialRings", "RingControllers", "RingSpecialists",
+    "RingTraits", "daido_features", "mandelbrot_features", "ngram_bucket", "radical_inverse",
+    "window_attention",
 ]
