@@ -408,13 +408,6 @@ def test_bpe_small_corpus_gives_smaller_vocab():
     _assert_round_trip(tok, "abab [USER] xyz")
 
 
-def test_bpe_byte_alphabet_matches_hf():
-    from tokenizers import pre_tokenizers
-
-    assert set(tokmod._BYTE_LEVEL_ALPHABET) == set(pre_tokenizers.ByteLevel.alphabet())
-    assert sorted(tokmod._BYTE_LEVEL_ALPHABET.values()) == list(range(256))
-
-
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [

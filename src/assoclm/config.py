@@ -51,3 +51,20 @@ def check_float(owner: str, name: str, value: Any, low: float, high: float,
 def check_choice(owner: str, name: str, value: Any, choices: tuple) -> None:
     if value not in choices:
         raise ValueError(f"{owner}.{name} must be one of {choices}; got {value!r}")
+
+
+def flag(default: Any = dataclasses.MISSING, *, help: str,
+         choices: tuple | None = None, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A config field the command line offers as ``--field-name``.
+
+    Its help text and allowed values live with the field, so a command builds its flags from
+    the config (``assoclm train`` does for every model's settings) instead of keeping a
+    second list. The config still validates the value itself.
+    """
+    return dataclasses.field(default=default, default_factory=default_factory,
+                             metadata={"flag": {"help": help, "choices": choices}})
+
+
+def flag_fields(config_cls: type) -> list[dataclasses.Field]:
+    """The fields of a config dataclass declared with :func:`flag`, in field order."""
+    return [f for f in dataclasses.fields(config_cls) if "flag" in f.metadata]

@@ -186,14 +186,7 @@ def _read_file(name: str, path: Path, text_field: str) -> list[Document]:
             f"cannot read {path}: unsupported file type {suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path} is not UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r}); "
-            "convert it, e.g. with iconv"
-        ) from None
+    text = read_utf8(path)
     if suffix in TEXT_SUFFIXES:
         return [Document(name, text)]
     return _parse_jsonl(name, path, text, text_field)
@@ -227,6 +220,23 @@ def jsonl_field_values(path: Path, text: str, field: str, argument: str
                 f"pass {argument}=... to read another field"
             )
         yield lineno, where, row[field]
+
+
+def read_utf8(path: Path) -> str:
+    """The text of the file at ``path``, which must be UTF-8.
+
+    Raises:
+        DataError: the file is not UTF-8; the message names the file, the offset and the
+            value of the first bad byte, and how to convert it.
+    """
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{path} is not UTF-8 (byte {e.start}: {raw[e.start : e.start + 1]!r}); "
+            "convert it, e.g. with iconv"
+        ) from None
 
 
 def _parse_jsonl(name: str, path: Path, text: str, text_field: str) -> list[Document]:
