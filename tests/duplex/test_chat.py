@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from assoclm.data.duplex import build_stream
 from assoclm.duplex.chat import INTERRUPTED, LISTENING, TURN_OVER, run_chat
 from assoclm.duplex.protocol import Dialogue, Event
 from assoclm.duplex.session import DuplexSession
+from assoclm.duplex.stream import build_stream
 from tests.duplex.test_session import TOK, Oracle, tiny_model
 
 
@@ -76,7 +76,7 @@ def test_listening_commands_and_end_of_input(tmp_path):
 
 
 def test_assoclm_chat_end_to_end(tmp_path):
-    from assoclm.train.checkpoint import save_checkpoint
+    from assoclm.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path, 0, tiny_model(), "propagator", TOK)
     proc = subprocess.run(

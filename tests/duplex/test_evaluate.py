@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from assoclm.data.dialogues import memory_dialogues
-from assoclm.data.duplex import build_stream
 from assoclm.duplex.evaluate import dialogue_source, evaluate_duplex
 from assoclm.duplex.metrics import ACCURACY_METRICS, ProtocolMetrics
 from assoclm.duplex.protocol import Dialogue, Event
+from assoclm.duplex.sources import memory_dialogues
+from assoclm.duplex.stream import build_stream
 from assoclm.models import PropagatorConfig, PropagatorLM
 from assoclm.tokenizer import ByteTokenizer
 from assoclm.train.evaluate import evaluate, token_byte_lengths, whole_documents_within

@@ -486,26 +486,3 @@ def test_format_source_table():
         value = want[name]["value"]
         assert rows[name] == [f"{100 * value:.2f}" if value is not None else "n/a", "n/a"]
     assert rows["model_bpb"] == ["n/a", "n/a"]  # no nll, no byte lengths
-
-
-def test_report_renders_the_trade_off_of_files_that_have_it():
-    from assoclm.bench.report import render_duplex_eval
-
-    curve = {"margins": [0.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0],
-             "precision": [0.5, 0.8, 0.9, 0.95, 0.992, 1.0, None],
-             "user_end_recall": [1.0, 0.99, 0.97, 0.9, 0.8, 0.6, 0.0],
-             "predicted_end": [0] * 7, "correct_end": [0] * 7, "user_end_total": 10}
-    prov = {"git_commit": "0123456789abcdef", "command": "python -m assoclm.cli eval",
-            "machine": {"torch_threads": 2, "cpu": "x86", "device": "cpu", "torch": "2"}}
-    metrics = {"protocol": {"decision_accuracy": {"value": 0.99, "correct": 99, "total": 100}},
-               "end_margin": 3.0}
-    old = render_duplex_eval({"metrics": metrics, "provenance": prov})
-    assert "margin grows" not in old  # files from before the curve render as they did
-    text = render_duplex_eval({"metrics": {**metrics, "turn_taking_curve": {"all": curve}},
-                               "provenance": prov})
-    assert "| 5 | 99.2 / 80.0 |" in text and "| 8 | n/a / 0.0 |" in text
-    assert "Precision reaches 99 % first at margin 5, where user-end recall is 80.0 %." in text
-    curve["precision"][4] = 0.98
-    text = render_duplex_eval({"metrics": {**metrics, "turn_taking_curve": {"all": curve}},
-                               "provenance": prov})
-    assert "Precision reaches 99 % first at margin 6, where user-end recall is 60.0 %." in text

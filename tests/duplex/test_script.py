@@ -5,10 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from assoclm.data.duplex import build_stream
 from assoclm.duplex.protocol import Dialogue, Event
 from assoclm.duplex.script import SCRIPT, run_script
 from assoclm.duplex.session import DuplexSession
+from assoclm.duplex.stream import build_stream
 from tests.duplex.test_session import TOK, Oracle, tiny_model
 
 ANSWERS = ["Okay.", "Noted.", None, "Updated.", "She lives in Nairobi.", "Oslo."]
@@ -45,7 +45,7 @@ def test_a_protocol_following_model_passes_every_step_of_the_script():
 
 
 def test_an_untrained_model_is_reported_honestly(tmp_path):
-    from assoclm.train.checkpoint import save_checkpoint
+    from assoclm.checkpoint import save_checkpoint
 
     save_checkpoint(tmp_path, 0, tiny_model(), "propagator", TOK)
     proc = subprocess.run([sys.executable, "-m", "assoclm.cli", "chat", "--checkpoint",
@@ -61,7 +61,7 @@ def test_the_memory_lines_use_the_wording_the_memory_dialogues_teach():
     """The script claims to ask what the model was trained on: its statements, correction
     and questions must be instances of the memory dialogues' city templates, with a person,
     a relation and cities from their vocabularies."""
-    from assoclm.data import dialogues as d
+    from assoclm.duplex.sources import memory as d
 
     statements, questions, _ = d._TEMPLATES["city"]
     prefixes = [p for p, new_sentence in d._CORRECTIONS if not new_sentence]

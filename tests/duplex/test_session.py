@@ -172,8 +172,8 @@ class Oracle:
 
 
 def test_a_live_session_feeds_exactly_the_stream_the_model_was_trained_on():
-    from assoclm.data.duplex import build_stream
     from assoclm.duplex.protocol import Dialogue, Event
+    from assoclm.duplex.stream import build_stream
 
     dialogue = Dialogue("d", [Event("user", "hi"), Event("model", "abc"),
                               Event("user", "no"), Event("model", "ok")])
@@ -190,8 +190,8 @@ def test_a_live_session_feeds_exactly_the_stream_the_model_was_trained_on():
 
 
 def test_an_interrupt_feeds_what_training_saw():
-    from assoclm.data.duplex import build_stream
     from assoclm.duplex.protocol import Dialogue, Event
+    from assoclm.duplex.stream import build_stream
 
     dialogue = Dialogue("d", [Event("user", "hi"), Event("model", "ab", interrupted=True),
                               Event("user", "no"), Event("model", "ok")])
@@ -208,16 +208,29 @@ def test_an_interrupt_feeds_what_training_saw():
 
 
 def test_a_failed_save_leaves_no_file_behind(tmp_path, monkeypatch):
-    import assoclm.duplex.session as module
+    import assoclm.io
 
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
     session = DuplexSession(tiny_model(), TOK)
-    monkeypatch.setattr(module, "save_file", broken)
+    # the write fails after the temporary file was created
+    monkeypatch.setattr(assoclm.io.os, "fsync", broken)
     with pytest.raises(OSError, match="disk full"):
         session.save(tmp_path / "s.safetensors")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
+def test_a_corrupt_session_file_is_a_clear_error_naming_it(tmp_path, damage):
+    session = DuplexSession(tiny_model(), TOK)
+    session.user_text("hello")
+    path = session.save(tmp_path / "s.safetensors")
+    data = path.read_bytes()
+    path.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00not a session" * 9,
+                      "empty": b""}[damage])
+    with pytest.raises(ValueError, match="s.safetensors is not a readable duplex session"):
+        session.load(path)
 
 
 def test_the_turn_taking_margin_decides():

@@ -9,17 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from assoclm.tokenizer import BPETokenizer, ByteTokenizer
-from assoclm.train import (
-    CheckpointError,
-    TrainConfig,
-    Trainer,
-    TrainError,
-    get_preset,
-    load_checkpoint,
+from assoclm.checkpoint import (
     resolve_checkpoint,
-    save_checkpoint,
 )
+from assoclm.tokenizer import BPETokenizer, ByteTokenizer
+from assoclm.train import TrainConfig, Trainer, TrainError, get_preset
 from assoclm.train.evaluate import evaluate, token_byte_lengths
 from assoclm.train.schedule import learning_rate
 
@@ -197,14 +191,6 @@ def test_config_errors_name_the_problem(corpus, tmp_path):
         TrainConfig(data=corpus, max_steps=1, precision="int8")
     with pytest.raises(ValueError, match="unknown key"):
         TrainConfig.from_dict({"max_steps": 1, "lr": 0.1})
-    with pytest.raises(ValueError, match="p_interrupt must be a number in"):
-        tiny_config(corpus, dataset_mode="duplex_chat", p_interrupt=1.5)
-    with pytest.raises(ValueError, match="answer_weight must be a number in"):
-        tiny_config(corpus, dataset_mode="duplex_chat", answer_weight=-1.0)
-    with pytest.raises(ValueError, match="memory_dialogues must be an integer >= 1"):
-        tiny_config(corpus, dataset_mode="duplex_chat", memory_dialogues=0)
-    with pytest.raises(ValueError, match="memory_options: unknown memory option 'facts'"):
-        tiny_config(corpus, dataset_mode="duplex_chat", memory_options="facts=2")
     config, model = tiny_config(corpus, device="cuda:7" if not torch.cuda.is_available()
                                 else "bogus")
     with pytest.raises(TrainError, match="device"):
@@ -218,33 +204,6 @@ def test_schedule_warms_up_then_decays_to_the_floor():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))  # then only falls
     assert lrs[-1] == pytest.approx(0.1)
     assert learning_rate(5, 2.0, 1.0, 0, 0.0) == 0.0  # progress clamps at 1
-
-
-def test_checkpoint_round_trip_and_atomic_failure(tmp_path, monkeypatch):
-    from assoclm.models import build_model
-
-    model_cfg, _ = get_preset("tiny")
-    tok = ByteTokenizer()
-    model = build_model("propagator", {**model_cfg, "vocab_size": tok.vocab_size})
-    first = save_checkpoint(tmp_path, 1, model, "propagator", tok)
-    loaded, loaded_tok, where = load_checkpoint(tmp_path)
-    assert where == first and loaded_tok.vocab_size == 269 and loaded_tok.has_chat
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert torch.equal(a, b), name
-
-    def broken_save(self, path):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(ByteTokenizer, "save", broken_save)
-    with pytest.raises(OSError, match="disk full"):
-        save_checkpoint(tmp_path, 2, model, "propagator", tok)
-    assert resolve_checkpoint(tmp_path) == first  # latest still points at the good one
-    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-0000001"]
-
-    with pytest.raises(CheckpointError, match="not found"):
-        resolve_checkpoint(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match="is not a checkpoint"):
-        resolve_checkpoint(tmp_path / "checkpoints")
 
 
 def test_only_the_newest_checkpoints_are_kept(corpus, tmp_path):

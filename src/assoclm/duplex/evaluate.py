@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from assoclm.data.dialogues import DIALOGUE_SOURCES
-from assoclm.data.duplex import DuplexStream, build_stream
 from assoclm.duplex.metrics import ProtocolMetrics, memory_recall
 from assoclm.duplex.protocol import Dialogue
+from assoclm.duplex.sources import DIALOGUE_SOURCES
+from assoclm.duplex.stream import DuplexStream, build_stream
 from assoclm.generation import generate
 from assoclm.tokenizer import BaseTokenizer
 from assoclm.train.evaluate import evaluate, token_byte_lengths, whole_documents_within

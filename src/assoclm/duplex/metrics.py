@@ -1,4 +1,5 @@
-"""Held-out metrics of the full-duplex protocol (DESIGN.md, "Full-duplex event protocol").
+"""Held-out metrics of the full-duplex protocol (docs/ARCHITECTURE.md, "Full-duplex event
+protocol").
 
 A session is scored from its aligned token arrays ``input_ids``, ``target_ids`` and
 ``weights`` (the stream builder's output, see :mod:`assoclm.duplex.protocol`) and the model's
@@ -50,7 +51,6 @@ by :func:`write_metrics_json` stays valid.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -62,7 +62,7 @@ import numpy as np
 import torch
 
 from assoclm.duplex.protocol import PROBE_KINDS, Probe
-from assoclm.io import write_text_atomic
+from assoclm.io import save_figure_atomic, write_json_atomic
 from assoclm.tokenizer import CONTROL_IDS, NUM_CONTROL, PAD_ID
 
 LISTEN = CONTROL_IDS["[LISTEN]"]
@@ -70,8 +70,8 @@ USER_END = CONTROL_IDS["[USER_END]"]
 USER_INTERRUPT = CONTROL_IDS["[USER_INTERRUPT]"]
 MODEL_END = CONTROL_IDS["[MODEL_END]"]
 
-# The seed's published figures (DESIGN.md) and the issue's goals, as fractions, keyed like
-# the metrics, so that a report can set a run beside them.
+# The seed's published figures (docs/ARCHITECTURE.md) and the goals set for them, as
+# fractions, keyed like the metrics, so that a report can set a run beside them.
 SEED_REPORTED: dict[str, float] = {
     "decision_accuracy": 0.954,
     "listen_accuracy": 0.953,
@@ -388,8 +388,7 @@ def write_metrics_json(path: str | os.PathLike[str], metrics: Mapping[str, Any],
         "seed_reported": SEED_REPORTED,
         "goals": GOALS,
     }
-    text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-    return write_text_atomic(path, text)
+    return write_json_atomic(path, payload, allow_nan=False)
 
 
 def _value_cell(entry: Mapping[str, Any]) -> str:
@@ -514,8 +513,6 @@ def plot_turn_taking_curves(curves: Mapping[str, Mapping[str, Any] | None], path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from assoclm.bench.common import save_figure_atomic
 
     fig, ax = plt.subplots(figsize=(6.0, 4.2))
     for name, curve in curves.items():

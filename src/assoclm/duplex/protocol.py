@@ -1,4 +1,4 @@
-"""The full-duplex protocol's data types (DESIGN.md, "Full-duplex event protocol").
+"""The full-duplex protocol's data types (docs/ARCHITECTURE.md, "Full-duplex event protocol").
 
 A dialogue is a list of events in the order they happen. A model event whose ``interrupted``
 flag is set was cut short: the user event after it arrived while the model was still

@@ -9,7 +9,7 @@ of a line, the script hands it the turn, and the transcript says so. One answer 
 a few pieces by a user interjection. The last questions check what the model remembers.
 
 The statements, the correction and the questions use the wording of the synthetic memory
-dialogues (``assoclm.data.dialogues.memory_dialogues``: "{S} lives in {v}.", a "Correction: "
+dialogues (``assoclm.duplex.sources.memory_dialogues``: "{S} lives in {v}.", a "Correction: "
 prefix, "Where does {s} live?") with a person, relation and cities of their vocabularies: the
 script asks the model to do what it was trained on, on a dialogue it has not seen.
 """

@@ -1,7 +1,7 @@
 """A live full-duplex session: one constant-size model state driven by the protocol in real time.
 
 The session feeds the model exactly the token stream the stream builder trains on
-(``assoclm.data.duplex``), one token per ``model.step``:
+(``assoclm.duplex.stream``), one token per ``model.step``:
 
     [SESSION]                                      reset(): the memory starts empty
     [USER] u1 u2 ... un                            user_text(): one decision per token
@@ -26,11 +26,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import safetensors.torch
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
 from torch import nn
 
 from assoclm.generation import StreamDecoder, sample_next
+from assoclm.io import write_bytes_atomic
 from assoclm.tokenizer import BaseTokenizer
 
 _FORMAT = "assoclm.duplex-session/1"
@@ -216,28 +218,30 @@ class DuplexSession:
         meta = {"format": _FORMAT, "phase": self._phase, "pending": self._pending,
                 "user_finished": self._user_finished, "tokens_fed": self.tokens_fed}
         tensors["generator"] = self.generator.get_state()
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
-            save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp),
-                      metadata={"session": json.dumps(meta)})
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        data = safetensors.torch.save({k: v.cpu() for k, v in tensors.items()},
+                                      metadata={"session": json.dumps(meta)})
+        return write_bytes_atomic(path, data)
 
     def load(self, path: str | os.PathLike[str]) -> None:
-        """Restore a session written by :meth:`save` into this one (same model)."""
-        from safetensors import safe_open
+        """Restore a session written by :meth:`save` into this one (same model).
 
+        Raises:
+            FileNotFoundError: no such file.
+            ValueError: the file is not a readable session file (cut short, corrupt, another
+                format) or does not fit this model; the message names the file.
+        """
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"session file not found: {path}")
-        with safe_open(str(path), "pt") as f:
-            meta = json.loads((f.metadata() or {}).get("session", "{}"))
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = json.loads((f.metadata() or {}).get("session", "{}"))
+            tensors = safetensors.torch.load_file(str(path), device=str(self.device))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise ValueError(f"{path} is not a readable duplex session file ({exc}); it may be "
+                             "cut short or corrupt") from None
         if meta.get("format") != _FORMAT:
             raise ValueError(f"{path} is not a duplex session file (format {meta.get('format')!r})")
-        tensors = load_file(str(path), device=str(self.device))
         state_type = type(self.state)
         memory = {k[len("state."):]: v for k, v in tensors.items() if k.startswith("state.")}
         state = state_type.from_state_dict(memory)
@@ -263,18 +267,3 @@ def _fits(saved: dict[str, torch.Tensor], fresh: dict[str, torch.Tensor]) -> boo
         if t.dim() != f.dim() or any(a != b and b != 0 for a, b in zip(t.shape, f.shape)):
             return False
     return True
-
-
-def run_end_margin(checkpoint: str | os.PathLike[str]) -> float:
-    """The turn-taking margin that undoes the loss weights a checkpoint was trained with
-    (``turn_end_margin`` of its ``--listen-weight``); 0.0 for a checkpoint saved without its
-    trainer state (nothing says how it was weighted)."""
-    from assoclm.duplex.metrics import turn_end_margin
-    from assoclm.train.checkpoint import CheckpointError, load_trainer_state
-    from assoclm.train.config import TrainConfig
-
-    try:
-        saved, _ = load_trainer_state(checkpoint)
-    except CheckpointError:
-        return 0.0
-    return turn_end_margin(TrainConfig.from_dict(saved["train_config"]).listen_weight)

@@ -9,9 +9,7 @@ from assoclm.config import Config, check_choice, check_float, check_int
 from assoclm.tokenizer import MIN_VOCAB_SIZE
 
 PRECISIONS = ("float32", "bfloat16", "float16")
-DATASET_MODES = ("text", "duplex_chat")
 TOKENIZERS = ("bpe", "byte")
-DEFAULT_TEXT_DATA = "shakespeare"
 
 
 @dataclass
@@ -23,18 +21,15 @@ class TrainConfig(Config):
     largest fraction done of the limits that are set. A run limited only by steps or tokens
     is deterministic, so ``--resume`` reproduces the uninterrupted run exactly. A run limited
     by the clock is not.
+
+    ``dataset_mode`` names the task (``assoclm.train.task``); a task with settings of its own
+    keeps them in a config of its own, saved beside this one.
     """
 
     model: str = "propagator"
     preset: str | None = None
     data: str | None = None
     dataset_mode: str = "text"
-    duplex_mix: str | None = None
-    memory_dialogues: int | None = None
-    memory_options: str | None = None
-    p_interrupt: float = 0.2
-    listen_weight: float = 0.05
-    answer_weight: float = 1.0
     tokenizer: str = "bpe"
     vocab_size: int = 4096
     val_fraction: float = 0.1
@@ -54,7 +49,6 @@ class TrainConfig(Config):
     time_budget: float | None = None
     eval_every: int = 200
     eval_tokens: int = 32768
-    eval_probes: int = 200
     checkpoint_every: int | None = None
     keep_checkpoints: int = 1
     seed: int = 0
@@ -62,31 +56,17 @@ class TrainConfig(Config):
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        check_choice(name, "dataset_mode", self.dataset_mode, DATASET_MODES)
+        if not isinstance(self.dataset_mode, str) or not self.dataset_mode:
+            raise ValueError(f"{name}.dataset_mode must name a task; got {self.dataset_mode!r}")
         check_choice(name, "tokenizer", self.tokenizer, TOKENIZERS)
         check_choice(name, "precision", self.precision, PRECISIONS)
-        for field in ("data", "duplex_mix"):
-            value = getattr(self, field)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{name}.{field} must be a non-empty source spec; got {value!r}")
-        if self.memory_dialogues is not None:
-            check_int(name, "memory_dialogues", self.memory_dialogues)
-        if self.memory_options is not None:
-            from assoclm.data.dialogues import parse_memory_options
-
-            try:
-                parse_memory_options(self.memory_options)
-            except ValueError as exc:
-                raise ValueError(f"{name}.memory_options: {exc}") from None
-        check_float(name, "p_interrupt", self.p_interrupt, 0, 1)
-        check_float(name, "listen_weight", self.listen_weight, 0, 100)
-        check_float(name, "answer_weight", self.answer_weight, 0, 100)
+        if self.data is not None and (not isinstance(self.data, str) or not self.data.strip()):
+            raise ValueError(f"{name}.data must be a non-empty source spec; got {self.data!r}")
         # the BPE's size; below this the control, byte and chat ids do not fit
         check_int(name, "vocab_size", self.vocab_size, MIN_VOCAB_SIZE)
         check_float(name, "val_fraction", self.val_fraction, 0, 1, low_open=True,
                     high_open=True)
-        for field in ("batch_size", "unroll_len", "eval_tokens", "eval_probes",
-                      "keep_checkpoints"):
+        for field in ("batch_size", "unroll_len", "eval_tokens", "keep_checkpoints"):
             check_int(name, field, getattr(self, field))
         for field in ("warmup_steps", "eval_every", "seed"):
             check_int(name, field, getattr(self, field), 0)
@@ -112,9 +92,3 @@ class TrainConfig(Config):
             check_int(name, "checkpoint_every", self.checkpoint_every)
         if not isinstance(self.device, str) or not self.device:
             raise ValueError(f"{name}.device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-
-    @property
-    def text_data(self) -> str:
-        """The text sources of a text run: ``data``, or Shakespeare by default."""
-        return self.data or DEFAULT_TEXT_DATA
-

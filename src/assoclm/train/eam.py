@@ -1,8 +1,5 @@
-"""`assoclm eam`: train an EAM masked denoiser on copy / reverse / sort and decode it in
-parallel (MaskGIT).
-
-    assoclm eam --task sort --length 8                      # the default small config
-    assoclm eam --steps 250 --batch 64 --dim 96 --length 8 --solver-steps 12 --no-amp
+"""Training an EAM masked denoiser on copy / reverse / sort and decoding it in parallel
+(MaskGIT); the command is `assoclm eam` (``assoclm.cli.eam``).
 
 Every example is ``SEP x_1..x_L SEP y_1..y_L`` (``data.synthetic.digit_task``); the L output
 positions are the maskable ones. Each step draws a fresh batch, masks a cosine-schedule
@@ -10,19 +7,16 @@ fraction of each example's outputs and takes the cross-entropy at the masked pos
 Each evaluation decodes held-out examples from fully masked outputs in ``decode_steps``
 rounds and prints sequence accuracy (every output digit right), token accuracy, the solver
 residual per step and the mean Hopfield energy per step. The run directory gets
-``metrics.jsonl``, ``model.safetensors`` + ``config.json`` (the model), ``result.json`` and
+``metrics.jsonl``, ``model.safetensors`` + ``config.json`` (the model, in the checkpoint
+format of ``assoclm.checkpoint``: ``load_model(run_dir)`` reads it back), ``result.json`` and
 ``residuals.png`` (residual and energy against solver step, one curve per evaluation).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from assoclm.checkpoint import write_model
 from assoclm.config import Config, check_choice, check_float, check_int
 from assoclm.data.synthetic import DIGIT_TASKS, digit_task
-from assoclm.io import resolve_device, write_text_atomic
+from assoclm.io import save_figure_atomic, write_text_atomic
 from assoclm.models.eam import EAMConfig, EAMModel
 from assoclm.ops.maskgit import training_mask
 from assoclm.train.schedule import learning_rate, param_groups
@@ -141,43 +136,6 @@ def evaluate(model: EAMModel, run: EAMRun, tokens: torch.Tensor, maskable: torch
     }
 
 
-def _save_model(model: EAMModel, out: Path) -> None:
-    """model.safetensors and config.json, each written to a temporary name and renamed."""
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".model.", suffix=".tmp", dir=out)
-    os.close(fd)
-    try:
-        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, tmp, metadata={"format": "pt"})
-        os.replace(tmp, out / "model.safetensors")
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    config = {"model_type": "eam", **model.config.to_dict()}
-    write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
-
-
-def load_eam(path: str | Path, device: torch.device | str = "cpu") -> EAMModel:
-    """An EAM model saved by ``assoclm eam --out DIR`` (in eval mode)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    try:
-        config = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path} is not an EAM run directory: {exc}") from None
-    if config.pop("model_type", None) != "eam":
-        raise ValueError(f"{path / 'config.json'} is not an EAM model config")
-    model = EAMModel(EAMConfig.from_dict(config))
-    try:
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-    except (OSError, RuntimeError) as exc:
-        raise ValueError(f"{path / 'model.safetensors'} does not fit its config: {exc}"
-                         ) from None
-    return model.to(device).eval()
-
-
 def _line(step: int, loss: float, ev: dict, elapsed: float) -> str:
     r, e = ev["residuals"], ev["energies"]
     return (f"step {step:5d} | loss {loss:.4f} | seq acc {100 * ev['sequence_accuracy']:5.1f}% "
@@ -270,7 +228,7 @@ def train_eam(model_config: EAMConfig, run: EAMRun, out: str | Path | None = Non
     )
     if out is not None:
         write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-        _save_model(model, out)
+        write_model(out, model, "eam")
         summary = {"model": model_config.to_dict(), "run": run.to_dict(),
                    **{k: v for k, v in result.__dict__.items() if k not in ("evals", "model")}}
         write_text_atomic(out / "result.json", json.dumps(summary, indent=2) + "\n")
@@ -288,8 +246,6 @@ def plot_residuals(evals: list[dict], png: str | Path, title: str = "") -> Path 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from assoclm.bench.common import save_figure_atomic
 
     fig, (ax_r, ax_e) = plt.subplots(1, 2, figsize=(10, 4))
     cmap = plt.get_cmap("viridis")
@@ -309,94 +265,3 @@ def plot_residuals(evals: list[dict], png: str | Path, title: str = "") -> Path 
     path = save_figure_atomic(fig, png)
     plt.close(fig)
     return path
-
-
-def build_parser() -> argparse.ArgumentParser:
-    d, m = EAMRun(), EAMConfig()
-    p = argparse.ArgumentParser(
-        prog="assoclm eam", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--task", choices=TASKS, default=d.task)
-    p.add_argument("--length", type=int, default=d.length, help="input digits per example")
-    p.add_argument("--num-digits", type=int, default=d.num_digits)
-    p.add_argument("--steps", type=int, default=d.steps, help="optimizer steps (most)")
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--warmup", type=int, default=d.warmup)
-    p.add_argument("--dim", type=int, default=m.hidden, help="model width")
-    p.add_argument("--heads", type=int, default=m.num_heads)
-    p.add_argument("--mlp-multiplier", type=float, default=m.mlp_multiplier)
-    p.add_argument("--beta", type=float, default=None,
-                   help="Hopfield inverse temperature (default 1/sqrt(head dim))")
-    p.add_argument("--solver-steps", type=int, default=m.solver_steps)
-    p.add_argument("--test-solver-steps", type=int, default=None,
-                   help="solver steps at evaluation (default: --solver-steps)")
-    p.add_argument("--grad-tail", type=int, default=m.grad_tail,
-                   help="solver steps that carry gradient (Jacobian-free backprop)")
-    p.add_argument("--backward", choices=("jfb", "implicit"), default=m.backward)
-    p.add_argument("--tol", type=float, default=m.tol, help="solver stopping residual")
-    p.add_argument("--anderson", type=int, default=m.anderson, help="Anderson memory (0 = off)")
-    p.add_argument("--damping", type=float, default=m.damping)
-    p.add_argument("--no-binding", action="store_true",
-                   help="learned positional embeddings instead of HRR binding")
-    p.add_argument("--no-amp", action="store_true", help="no bfloat16 autocast (CUDA only)")
-    p.add_argument("--decode-steps", type=int, default=None,
-                   help="MaskGIT rounds (default: --length)")
-    p.add_argument("--eval-every", type=int, default=d.eval_every)
-    p.add_argument("--eval-examples", type=int, default=d.eval_examples)
-    p.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
-                   help="stop training after this many seconds (then evaluate)")
-    p.add_argument("--stop-at", type=float, default=None,
-                   help="stop once sequence accuracy reaches this fraction")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--out", default=None, help="run directory (metrics, model, plot)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    return p
-
-
-def configs_from_args(args: argparse.Namespace) -> tuple[EAMConfig, EAMRun]:
-    run = EAMRun(task=args.task, length=args.length, num_digits=args.num_digits,
-                 steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup,
-                 eval_every=args.eval_every, eval_examples=args.eval_examples,
-                 decode_steps=args.decode_steps, test_solver_steps=args.test_solver_steps,
-                 time_budget=args.time_budget,
-                 stop_at=args.stop_at, amp=not args.no_amp, seed=args.seed)
-    model = EAMConfig(vocab_size=args.num_digits + 1, max_len=run.seq_len, hidden=args.dim,
-                      num_heads=args.heads, mlp_multiplier=args.mlp_multiplier, beta=args.beta,
-                      binding="learned" if args.no_binding else "hrr",
-                      solver_steps=args.solver_steps, tol=args.tol, damping=args.damping,
-                      anderson=args.anderson, grad_tail=args.grad_tail, backward=args.backward)
-    return model, run
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        model_config, run = configs_from_args(args)
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        parser.error(str(exc))
-    out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and any(out.iterdir()):
-        if not args.overwrite:
-            parser.error(f"--out {out} already holds a run; pass --overwrite to replace it")
-        shutil.rmtree(out)
-    chance = 1.0 / run.num_digits
-    print(f"EAM on {run.task} (length {run.length}, {run.num_digits} digits; chance: "
-          f"{100 * chance:.0f}% per token, {100 * chance ** run.length:.1e}% per sequence) | "
-          f"dim {model_config.hidden}, {model_config.num_heads} heads, "
-          f"{model_config.solver_steps} solver steps (grad tail {model_config.grad_tail}, "
-          f"{model_config.backward}), binding {model_config.binding} | device {device}")
-    result = train_eam(model_config, run, out, device)
-    print(f"done: {result.steps} steps in {result.elapsed_s:.0f}s, {result.parameters:,} "
-          f"parameters | sequence accuracy {100 * result.sequence_accuracy:.1f}%, token "
-          f"accuracy {100 * result.token_accuracy:.1f}%")
-    if out is not None:
-        print(f"run directory: {out} (metrics.jsonl, model.safetensors, residuals.png)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

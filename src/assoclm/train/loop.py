@@ -15,44 +15,41 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from assoclm import __version__
-from assoclm.data import Document, LaneStream, load_documents, split_documents
-from assoclm.io import resolve_device, write_text_atomic
-from assoclm.models import build_model
-from assoclm.models.state import MemoryState
-from assoclm.tokenizer import BaseTokenizer, BPETokenizer, ByteTokenizer
-from assoclm.train.checkpoint import (
+from assoclm.checkpoint import (
     load_checkpoint,
     load_trainer_state,
+    optimizer_state_from_flat,
+    optimizer_state_to_flat,
     resolve_checkpoint,
     save_checkpoint,
 )
+from assoclm.data import LaneStream
+from assoclm.data.splits import VAL_SEED
+from assoclm.io import resolve_device, write_text_atomic
+from assoclm.models import build_model, model_spec
+from assoclm.models.protocols import State
+from assoclm.tokenizer import BaseTokenizer, BPETokenizer, ByteTokenizer
 from assoclm.train.config import TrainConfig
-from assoclm.train.evaluate import evaluate, masked_cross_entropy, token_byte_lengths
+from assoclm.train.evaluate import masked_cross_entropy, token_byte_lengths
 from assoclm.train.plot import Ema, plot_metrics
+from assoclm.train.progress import ProgressBar, StopOnSigint
 from assoclm.train.schedule import learning_rate, param_groups
+from assoclm.train.task import LanguageModelTask, Task
 
 STATE_FORMAT = "assoclm.trainer/1"
 METRICS_FILE = "metrics.jsonl"
 PLOT_FILE = "loss.png"
-# A single document (one big text file) is cut into this many parts at line breaks, so that
-# whole parts can be held out.
-PARTS_OF_ONE_DOCUMENT = 100
-VAL_SEED = 1_000_003
 
 
 class TrainError(Exception):
@@ -77,80 +74,6 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return torch.autocast(device.type, dtype=getattr(torch, precision))
 
 
-def split_for_validation(docs: list, val_fraction: float) -> tuple[list, list, str]:
-    """Train/validation split by document (or dialogue) name; one text document is first
-    cut into parts."""
-    note = ""
-    if len(docs) == 1 and isinstance(docs[0], Document):
-        lines = docs[0].text.splitlines(keepends=True)
-        per = max(1, math.ceil(len(lines) / PARTS_OF_ONE_DOCUMENT))
-        parts = ["".join(lines[i : i + per]) for i in range(0, len(lines), per)]
-        docs = [Document(f"{docs[0].name}#part{i:03d}", t) for i, t in enumerate(parts)]
-        note = f"one document: cut into {len(docs)} parts at line breaks, held out by part"
-    if len(docs) < 2:
-        raise TrainError("need at least two documents (or one with two lines) to hold one out")
-    # The split does not depend on --seed: runs with different seeds score on the same text.
-    train, val = split_documents(docs, val_fraction=val_fraction, seed=0)
-    return train, val, note
-
-
-def data_spec(config: TrainConfig) -> str:
-    """The sources a run reads: text documents, or the dialogue mix in duplex mode."""
-    if config.dataset_mode == "duplex_chat":
-        from assoclm.data.dialogues import DEFAULT_DUPLEX_MIX
-
-        spec = config.duplex_mix or DEFAULT_DUPLEX_MIX
-        return f"{spec},{config.data}" if config.data else spec  # local files join the mix
-    return config.text_data
-
-
-def load_split(config: TrainConfig, progress: bool = True) -> tuple[list, list, str]:
-    """(train, held-out, note) documents, or dialogues in duplex mode, as the run sees them."""
-    if config.dataset_mode == "duplex_chat":
-        from assoclm.data.dialogues import load_dialogues, parse_memory_options
-
-        options = parse_memory_options(config.memory_options) if config.memory_options else None
-        docs = load_dialogues(data_spec(config), n_memory=config.memory_dialogues, seed=0,
-                              progress=progress, memory_options=options)
-    else:
-        docs = load_documents(data_spec(config), progress=progress)
-    return split_for_validation(docs, config.val_fraction)
-
-
-def tokenize_split(config: TrainConfig, docs: list, tokenizer: BaseTokenizer, seed: int
-                   ) -> list:
-    """Token arrays (text) or labelled duplex streams (interrupts synthesised with ``seed``)."""
-    if config.dataset_mode == "duplex_chat":
-        from assoclm.data.duplex import LossWeights, build_streams
-
-        weights = LossWeights(listen=config.listen_weight, answer=config.answer_weight)
-        return build_streams(docs, tokenizer, weights, p_interrupt=config.p_interrupt,
-                             seed=seed)
-    return [np.asarray(x, dtype=np.int64)
-            for x in tokenizer.encode_batch([d.text for d in docs])]
-
-
-def _optimizer_to_flat(opt: torch.optim.Optimizer
-                       ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    sd = opt.state_dict()
-    tensors = {}
-    for index, entries in sd["state"].items():
-        for key, value in entries.items():
-            if not isinstance(value, torch.Tensor):
-                value = torch.tensor(value)
-            tensors[f"optimizer.{index}.{key}"] = value
-    return {"param_groups": sd["param_groups"]}, tensors
-
-
-def _optimizer_from_flat(meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optimizer."):
-            _, index, key = name.split(".", 2)
-            state.setdefault(int(index), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
 class Trainer:
     """Builds (or restores) everything a run needs; :meth:`run` trains.
 
@@ -161,12 +84,24 @@ class Trainer:
         out: run directory for checkpoints, ``metrics.jsonl`` and ``loss.png``.
         resume: a checkpoint or run directory to continue from.
         progress: show a progress bar and messages on stderr.
+        log: where messages go (default: stderr).
+        task: what to train on and how to score it (``assoclm.train.task``); None:
+            language modelling, for a config whose ``dataset_mode`` is "text". The task
+            registry, ``assoclm.duplex.task.build_task``, makes the task of any config.
     """
 
     def __init__(self, config: TrainConfig, model_config: dict[str, Any],
                  out: str | os.PathLike[str], resume: str | os.PathLike[str] | None = None,
-                 progress: bool = True, log: Callable[[str], None] | None = None):
+                 progress: bool = True, log: Callable[[str], None] | None = None,
+                 task: Task | None = None):
+        if task is None and config.dataset_mode == LanguageModelTask.name:
+            task = LanguageModelTask(config)
+        if task is None or task.name != config.dataset_mode:
+            raise TrainError(f"dataset_mode {config.dataset_mode!r} needs its task object "
+                             f"(assoclm.duplex.task.build_task); got "
+                             f"{None if task is None else task.name!r}")
         self.config = config
+        self.task = task
         self.out = Path(out)
         self.progress = progress
         self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -185,14 +120,12 @@ class Trainer:
                 raise TrainError(f"{ckpt}: unknown trainer state format {saved.get('format')!r}")
 
         torch.manual_seed(config.seed)
-        duplex = config.dataset_mode == "duplex_chat"
-        train_docs, val_docs, note = load_split(config, progress)
+        train_docs, val_docs, note = task.load_split(progress)
         if note:
             self._log(f"assoclm train: {note}")
-        kind = "dialogues" if duplex else "documents"
-        self._log(f"assoclm train: {len(train_docs)} training {kind}, {len(val_docs)} held out")
-        texts = [e.text for d in train_docs for e in d.events] if duplex else \
-            [d.text for d in train_docs]
+        self._log(f"assoclm train: {len(train_docs)} training {task.unit}, "
+                  f"{len(val_docs)} held out")
+        texts = task.texts(train_docs)
 
         if ckpt is not None:
             self.model, self.tokenizer, _ = load_checkpoint(ckpt, self.device)
@@ -202,10 +135,10 @@ class Trainer:
             self.model = build_model(
                 config.model, {**model_config, "vocab_size": self.tokenizer.vocab_size}
             ).to(self.device)
-        self.val_dialogues = val_docs if duplex else []
-        self.train_ids = tokenize_split(config, train_docs, self.tokenizer, config.seed)
-        # Held-out duplex streams do not depend on --seed: every run is scored alike.
-        self.val_ids = tokenize_split(config, val_docs, self.tokenizer, VAL_SEED)
+        self.val_docs = val_docs
+        self.train_ids = task.tokenize(train_docs, self.tokenizer, config.seed)
+        # Held-out data do not depend on --seed: every run is scored alike.
+        self.val_ids = task.tokenize(val_docs, self.tokenizer, VAL_SEED)
         self.byte_lengths = token_byte_lengths(self.tokenizer)
         self.stream = LaneStream(self.train_ids, config.batch_size, config.unroll_len,
                                  seed=config.seed, pad_id=self.tokenizer.pad_id)
@@ -217,7 +150,8 @@ class Trainer:
                                            enabled=config.precision == "float16")
         self.step = 0
         self.elapsed = 0.0
-        self.memory: MemoryState | None = None
+        self.memory: State | None = None
+        self._owns_loss = "training_loss" in model_spec(config.model).capabilities
         self.last_eval: dict[str, float] | None = None
         if ckpt is not None:
             self._restore(saved, saved_tensors, ckpt)
@@ -236,7 +170,12 @@ class Trainer:
 
     @property
     def data_spec(self) -> str:
-        return data_spec(self.config)
+        return self.task.data_spec
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`request_stop` was called (the run stops after this step)."""
+        return self._stop_requested
 
     @property
     def tokens(self) -> int:
@@ -247,7 +186,7 @@ class Trainer:
         return sum(p.numel() for p in self.model.parameters())
 
     def _trainer_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-        opt_meta, tensors = _optimizer_to_flat(self.optimizer)
+        opt_meta, tensors = optimizer_state_to_flat(self.optimizer)
         if self.memory is not None:
             tensors.update({f"memory.{k}": v for k, v in self.memory.state_dict().items()})
         tensors["rng.torch"] = torch.get_rng_state()
@@ -259,7 +198,8 @@ class Trainer:
             "step": self.step,
             "tokens": self.tokens,
             "elapsed_s": self.elapsed,
-            "train_config": self.config.to_dict(),
+            # one flat mapping: the trainer's settings and the task's
+            "train_config": self.run_config(),
             "stream": self.stream.state_dict(),
             "optimizer": opt_meta,
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
@@ -275,7 +215,7 @@ class Trainer:
             raise TrainError(
                 f"cannot resume from {ckpt}: the training data differ from the run's ({exc})"
             ) from None
-        self.optimizer.load_state_dict(_optimizer_from_flat(saved["optimizer"], tensors))
+        self.optimizer.load_state_dict(optimizer_state_from_flat(saved["optimizer"], tensors))
         if saved.get("scaler") and self.scaler.is_enabled():
             self.scaler.load_state_dict(saved["scaler"])
         memory = {k[len("memory."):]: v for k, v in tensors.items() if k.startswith("memory.")}
@@ -330,7 +270,7 @@ class Trainer:
             state = self.memory.reset(batch.reset)
         parts: dict[str, float] = {}
         with self.autocast:
-            if hasattr(self.model, "training_loss"):
+            if self._owns_loss:
                 # a model with auxiliary objectives (z-loss, draft heads, ...) owns its loss
                 loss, parts, _, new_state = self.model.training_loss(
                     batch.inputs, batch.targets, batch.loss_mask, state)
@@ -355,20 +295,15 @@ class Trainer:
             record.update({f"loss_{k}": v for k, v in parts.items() if k != "ce"})
         return record
 
-    def evaluate(self) -> dict[str, Any]:
-        c = self.config
-        if c.dataset_mode == "duplex_chat":
-            from assoclm.duplex.evaluate import evaluate_duplex
-            from assoclm.duplex.metrics import turn_end_margin
+    def run_config(self) -> dict[str, Any]:
+        """The run's settings as saved in checkpoints and summaries: the TrainConfig's fields
+        and the task's settings, in one flat mapping."""
+        task = self.task.settings.to_dict() if self.task.settings is not None else {}
+        return {**self.config.to_dict(), **task}
 
-            result = evaluate_duplex(self.model, self.tokenizer, self.val_ids,
-                                     self.val_dialogues, c.batch_size, c.unroll_len,
-                                     c.eval_tokens, max_probes=c.eval_probes,
-                                     autocast=self.autocast, byte_lengths=self.byte_lengths,
-                                     end_margin=turn_end_margin(c.listen_weight))
-        else:
-            result = evaluate(self.model, self.val_ids, self.byte_lengths, c.batch_size,
-                              c.unroll_len, c.eval_tokens, self.autocast)
+    def evaluate(self) -> dict[str, Any]:
+        result = self.task.evaluate(self.model, self.tokenizer, self.val_docs, self.val_ids,
+                                    self.byte_lengths, self.autocast)
         self.last_eval = result
         return result
 
@@ -388,8 +323,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         metrics_path = self.out / METRICS_FILE
         checkpoint_every = c.checkpoint_every or c.eval_every or None
-        bar = _ProgressBar(self.progress, self.progress_fraction())
-        handler = _StopOnSigint(self)
+        bar = ProgressBar(self.progress, self.progress_fraction())
+        handler = StopOnSigint(self)
         ema = Ema(0.95)
         steps_this_call = 0
         window_tokens, window_start = 0, time.perf_counter()
@@ -437,7 +372,7 @@ class Trainer:
         finally:
             self.elapsed += time.perf_counter() - start
 
-    def _timed_eval(self, metrics, bar: _ProgressBar) -> None:
+    def _timed_eval(self, metrics, bar: ProgressBar) -> None:
         result = self._timed(self.evaluate)
         result["step"] = self.step
         record = {"kind": "eval", "step": self.step, "tokens": self.tokens,
@@ -445,9 +380,10 @@ class Trainer:
                   "val_tokens": result["tokens"], "elapsed_s": self.elapsed}
         line = (f"step {self.step:>6}  tokens {self.tokens:>11,}  held-out loss "
                 f"{result['loss']:.4f}  bits/byte {result['bpb']:.4f}")
-        if "protocol" in result:
-            record.update(protocol=result["protocol"], memory_recall=result["memory_recall"])
-            line += "  " + _protocol_line(result)
+        extra_record, extra_line = self.task.eval_report(result)
+        record.update(extra_record)
+        if extra_line:
+            line += "  " + extra_line
         _write(metrics, record)
         bar.write(line)
 
@@ -457,81 +393,6 @@ class Trainer:
                 f"batch {c.batch_size}×{c.unroll_len}")
 
 
-def _protocol_line(result: dict[str, Any]) -> str:
-    """decision / listen / turn-taking / recall as short percentages for the log."""
-    proto = result["protocol"]
-    parts = []
-    for key, short in (("decision_accuracy", "decision"), ("listen_accuracy", "listen"),
-                       ("turn_taking_precision", "turn-taking"),
-                       ("interrupt_yield_accuracy", "yield")):
-        value = (proto.get(key) or {}).get("value")
-        parts.append(f"{short} {'-' if value is None else f'{100 * value:.1f}%'}")
-    recall = result.get("memory_recall") or {}
-    value = (recall.get("memory_recall_updated") or {}).get("value")
-    parts.append(f"recall(updated) {'-' if value is None else f'{100 * value:.1f}%'}")
-    return "  ".join(parts)
-
-
 def _write(metrics, record: dict[str, Any]) -> None:
     metrics.write(json.dumps(record) + "\n")
     metrics.flush()
-
-
-class _ProgressBar:
-    """tqdm over the run's progress in permille (integers: no float drift past 100 %), with
-    step, loss and tokens/s."""
-
-    def __init__(self, enabled: bool, start: float):
-        self.bar = None
-        self.done = min(1000, int(1000 * start))
-        if enabled:
-            from tqdm.auto import tqdm
-
-            fmt = "{percentage:3.0f}%|{bar:24}| {elapsed}<{remaining}{postfix}"
-            self.bar = tqdm(total=1000, initial=self.done, file=sys.stderr, bar_format=fmt,
-                            mininterval=0.5, dynamic_ncols=True)
-
-    def update(self, fraction: float, step: int, loss: float, rate: float) -> None:
-        if self.bar is None:
-            return
-        target = min(1000, int(1000 * fraction))
-        self.bar.set_postfix_str(f"step {step} loss {loss:.3f} {rate:,.0f} tok/s", refresh=False)
-        self.bar.update(target - self.done)
-        self.done = target
-
-    def write(self, message: str) -> None:
-        if self.bar is None:
-            print(message, file=sys.stderr, flush=True)
-        else:
-            self.bar.write(message, file=sys.stderr)
-
-    def close(self, finished: bool) -> None:
-        if self.bar is not None:
-            if finished:
-                self.bar.update(1000 - self.done)
-            self.bar.close()
-
-
-class _StopOnSigint:
-    """First Ctrl-C: finish the step, checkpoint and stop. Second Ctrl-C: stop at once."""
-
-    def __init__(self, trainer: Trainer):
-        self.trainer = trainer
-        self.previous = None
-
-    def _handle(self, signum, frame):
-        if self.trainer._stop_requested:
-            raise KeyboardInterrupt
-        self.trainer.request_stop()
-        print("\nassoclm train: stopping after this step and saving a checkpoint "
-              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False

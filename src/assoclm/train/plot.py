@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from assoclm.io import save_figure_atomic
+
 
 class Ema:
     """Exponential moving average with the start-up bias divided out (as in Adam)."""
@@ -41,8 +43,6 @@ def plot_metrics(metrics_path: str | Path, png_path: str | Path, title: str = ""
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from assoclm.bench.common import save_figure_atomic
 
     train, evals = read_metrics(metrics_path)
     if not train:

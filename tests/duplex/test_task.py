@@ -8,9 +8,9 @@ import math
 import pytest
 
 from assoclm.cli import main
+from assoclm.cli.train import configs_from_flags
 from assoclm.tokenizer import NUM_CONTROL
 from assoclm.train import Trainer
-from assoclm.train.cli import configs_from_flags
 from tests.train.test_trainer import train_losses
 
 
@@ -51,11 +51,11 @@ def test_duplex_training_reports_protocol_metrics_and_resumes_exactly(rows, tmp_
     assert 0 <= proto["decision_accuracy"]["value"] <= 1
     assert evals[-1]["memory_recall"]["memory_recall"]["total"] == 4
     # stopped at step 5 (as Ctrl-C does) and resumed: the same losses
-    model_cfg, config = configs_from_flags(
+    model_cfg, config, task = configs_from_flags(
         {"preset": "tiny", "dataset_mode": "duplex_chat", "duplex_mix": f"{rows}:1,memory:1",
          "max_steps": 12, "eval_every": 6, "eval_probes": 4})
     quiet = {"progress": False, "log": lambda message: None}
-    Trainer(config, model_cfg, tmp_path / "b", **quiet).run(stop_after=5)
+    Trainer(config, model_cfg, tmp_path / "b", task=task, **quiet).run(stop_after=5)
     assert main(["train", "--resume", str(tmp_path / "b"), "--no-progress"]) == 0
     assert train_losses(tmp_path / "b") == train_losses(tmp_path / "a")
     capsys.readouterr()
@@ -98,11 +98,11 @@ def test_memory_only_mix_with_options_and_answer_weight(tmp_path):
              "memory_dialogues": 30,
              "memory_options": "num_facts=1,num_updates=1,distractor_turns=0",
              "answer_weight": 5.0, "p_interrupt": 0.0, "max_steps": 1}
-    model_cfg, config = configs_from_flags(flags)
+    model_cfg, config, task = configs_from_flags(flags)
     trainer = Trainer(config, model_cfg, tmp_path / "run", progress=False,
-                      log=lambda message: None)
+                      log=lambda message: None, task=task)
     assert len(trainer.train_ids) + len(trainer.val_ids) == 30
-    for dialogue in trainer.val_dialogues:
+    for dialogue in trainer.val_docs:
         # one fact stated, corrected once and asked: three exchanges, one updated probe
         assert len(dialogue.events) == 6, dialogue
         assert [p.kind for p in dialogue.probes] == ["updated"]

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assoclm.data import duplex
-from assoclm.data.duplex import (
+from assoclm.duplex import stream as duplex
+from assoclm.duplex.protocol import Dialogue, Event, Probe
+from assoclm.duplex.stream import (
     DEFAULT_INTERJECTIONS,
     DuplexStream,
     LossWeights,
@@ -20,7 +21,6 @@ from assoclm.data.duplex import (
     build_streams,
     synthesize_interrupts,
 )
-from assoclm.duplex.protocol import Dialogue, Event, Probe
 from assoclm.tokenizer import CONTROL_TOKENS, BPETokenizer, ByteTokenizer
 
 TOK = ByteTokenizer()
