@@ -37,7 +37,7 @@ def test_dial_quick_writes_accuracy_per_depth_and_both_models(tmp_path):
     # the untied stack has 3 more blocks; the tied model has the adapter (2D·D) instead
     width = result["config"]["width"]
     assert extra == 3 * models["untied"]["block_parameters"] - 2 * width * width
-    table = depth.render_depth_dial(result)
+    table = depth.render(result)
     assert table.startswith("| model | parameters | depth 1 | depth 3 |")
     assert f"| tied (1 block) | {models['tied']['parameters']:,} |" in table
 
@@ -50,7 +50,7 @@ def test_ood_retrains_the_dial_models_and_tests_longer_inputs(tmp_path):
     # the same seed and settings train exactly the models of the dial
     sums = {m["model"]: m["weights_sha256"] for m in result["models"]}
     assert sums == {m["model"]: m["weights_sha256"] for m in dial_result["models"]}
-    table = depth.render_depth_ood(result)
+    table = depth.render(result)
     assert "| 2 (trained) |" in table and "| 5 |" in table
     assert table.count("\n|") == 3  # header rule and two lengths
 
@@ -67,13 +67,13 @@ def test_drift_quick_reports_curves_horizons_and_the_float32_floor(tmp_path):
             assert len(r[key]) == steps + 1 and all(np.isfinite(r[key]))
         assert 0 <= r["valid_horizon_median"] <= steps + 1
     assert len(result["float32_true_map"]["error"]) == steps + 1
-    table = depth.render_depth_drift(result)
+    table = depth.render(result)
     assert table.splitlines()[0].startswith("| rollout | valid horizon")
     assert "| true map in float32 |" in table and "| re-grounded every 3 |" in table
     # a rollout that never leaves the tolerance is shown as beyond the rollout
     result["rows"][1].update(valid_horizon_median=33.0, valid_horizon_never_exceeded=1.0)
     result["rows"][2].update(valid_horizon_median=7.0, valid_horizon_never_exceeded=0.25)
-    table = depth.render_depth_drift(result)
+    table = depth.render(result)
     assert "| re-grounded every 2 | > 32 (100% never exceed) |" in table
     assert "| re-grounded every 3 | 7 (25% never exceed) |" in table
 

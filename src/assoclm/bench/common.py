@@ -1,80 +1,21 @@
-"""What every benchmark needs: provenance, side-by-side timing, atomic result files."""
+"""What every benchmark needs: side-by-side timing, flag helpers and result files."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import shlex
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from assoclm.io import write_text_atomic
-
-
-def git_commit() -> str:
-    """HEAD's hash, suffixed with '-dirty' when the work tree has uncommitted changes."""
-    root = Path(__file__).resolve().parents[3]
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info(device: torch.device | str = "cpu") -> dict:
-    device = torch.device(device)
-    info = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
-
-
-def command_line(module: str, argv: list[str]) -> str:
-    """The command that reproduces this run, as one would type it again."""
-    return shlex.join(["python", "-m", module, *argv])
-
-
-def provenance(module: str, argv: list[str], device: torch.device | str = "cpu") -> dict:
-    return {
-        "command": command_line(module, argv),
-        "git_commit": git_commit(),
-        "machine": machine_info(device),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+from assoclm.io import write_json_atomic
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously), so a timer stops when
+    the work is done."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -106,22 +47,8 @@ def time_interleaved(
 
 
 def median(xs: list[float]) -> float:
+    """The median of timings: robust to the odd slow run on a shared machine."""
     return statistics.median(xs)
-
-
-def write_json_atomic(path: str | Path, obj: dict) -> Path:
-    """Write JSON to a temporary name beside `path`, then rename: never a half-written file."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
-
-
-def save_figure_atomic(fig, path: str | Path) -> Path:
-    """Save a matplotlib figure to a temporary name, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
 
 
 def int_list(text: str) -> list[int]:

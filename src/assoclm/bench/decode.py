@@ -8,7 +8,7 @@
   from 1k to 1M tokens of context; the transformer (same parameters, KV cache, attention
   over the whole context) as far as ``--transformer-max-context`` and the memory limit
   allow. All (model, L) cases are timed in turns in one process; the result is the median
-  seconds per token. Targets (issue 5): the Propagator's latency at 1M within 1.1× of its
+  seconds per token. Targets: the Propagator's latency at 1M within 1.1× of its
   latency at 1k, and transformer / Propagator ≥ 5× at 32k.
 - **Memory**: the bytes of state each model holds at each L (``state.nbytes``): constant for
   the Propagator, the KV cache for the transformer. Cache sizes beyond what was run are
@@ -30,12 +30,12 @@ from assoclm.bench.common import (
     apply_quick,
     int_list,
     median,
-    provenance,
     require_positive,
-    save_figure_atomic,
     time_interleaved,
     write_result,
 )
+from assoclm.bench.render import machine_line, with_targets
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.models import TransformerConfig, build_model
 from assoclm.models.sizing import count_parameters
 from assoclm.train.presets import PRESETS, get_preset
@@ -198,6 +198,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 
 def targets(latency: list[dict]) -> list[dict]:
+    """The two latency targets, judged on the cases this run measured (those it did not
+    measure are left out)."""
     at = {(r["model"], r["context"]): r["seconds_per_token"] for r in latency}
     out = []
     hi, lo = LATENCY_TARGET["at"], LATENCY_TARGET["vs"]
@@ -213,6 +215,45 @@ def targets(latency: list[dict]) -> list[dict]:
                     "goal": f">= {RATIO_TARGET['ratio']}×", "measured": ratio,
                     "met": ratio >= RATIO_TARGET["ratio"]})
     return out
+
+
+def render(result: dict) -> str:
+    """Markdown: per-token latency and state size per context length, time to first token
+    per prompt length ("–" where a model did not run), how it was measured, the targets."""
+    at = {(r["model"], r["context"]): r for r in result["latency"]}
+    mem = {m["context"]: m for m in result["memory"]}
+    lines = ["| context | propagator ms/token | transformer ms/token | transformer / propagator "
+             "| propagator state | transformer KV cache |", "|---|---|---|---|---|---|"]
+    for L in result["config"]["contexts"]:
+        p, t = at.get(("propagator", L)), at.get(("transformer", L))
+        ratio = (f"{t['seconds_per_token'] / p['seconds_per_token']:.1f}×" if p and t else "–")
+        m = mem[L]
+        kv = f"{m['transformer_kv_bytes'] / 2**20:,.1f} MiB" + (
+            "" if m["transformer_kv_measured"] else " (computed)")
+        p_ms = "–" if p is None else f"{1e3 * p['seconds_per_token']:.2f}"
+        t_ms = "–" if t is None else f"{1e3 * t['seconds_per_token']:.2f}"
+        lines.append(f"| {L:,} | {p_ms} | {t_ms} | {ratio} | "
+                     f"{m['propagator_state_bytes'] / 2**10:,.0f} KiB | {kv} |")
+    lines += ["", "| prompt | " + " | ".join(f"{m} time to first token (s)"
+                                             for m in MODELS) + " |",
+              "|---|---|---|"]
+    for L in result["config"]["ttft_lens"]:
+        cells = []
+        for m in MODELS:
+            r = next((x for x in result["ttft"] if x["model"] == m and x["prompt"] == L), None)
+            cells.append("–" if r is None else f"{r['seconds']:.3f}")
+        lines.append(f"| {L:,} | " + " | ".join(cells) + " |")
+    cfg = result["config"]
+    params = ", ".join(f"{k} {v['parameters'] / 1e6:.2f}M" for k, v in cfg["models"].items())
+    lines += ["", f"Batch 1, greedy, median of {cfg['repeats']} tokens per case, all cases "
+                  f"timed in turns; `{cfg['preset']}` preset ({params}). "
+                  f"{machine_line(result['provenance'])}."]
+    return with_targets(lines, result["targets"])
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The targets the run judged (``result["targets"]``; empty for --quick runs)."""
+    return result["targets"]
 
 
 def plot(result: dict, path) -> None:

@@ -9,8 +9,8 @@ one preset (``--preset``, default ``demo``; its families are sized to equal para
 Then every model is scored the same way on the same held-out dialogues
 (``assoclm.duplex.evaluate``): decision, listen and interrupt-yield accuracy, user-end
 recall, turn-taking precision, model-turn bits per byte, and memory recall of updated and
-untouched facts (DESIGN.md, "Full-duplex event protocol"; the metrics are defined in
-``assoclm.duplex.metrics``). Goals (issue 4) are stated for the propagator.
+untouched facts (docs/ARCHITECTURE.md, "Full-duplex event protocol"; the metrics are
+defined in ``assoclm.duplex.metrics``). The goals are stated for the propagator.
 
 Writes a JSON result (``--out``) and a PNG of the metrics beside it.
 """
@@ -21,15 +21,13 @@ import argparse
 import sys
 import time
 
-from assoclm.bench.common import (
-    apply_quick,
-    name_list,
-    provenance,
-    require_positive,
-    save_figure_atomic,
-    write_result,
-)
+from assoclm.bench.common import apply_quick, name_list, require_positive, write_result
 from assoclm.bench.lm import add_run_flags, train_run
+from assoclm.bench.render import decision_rule_line, machine_line, pct, with_targets
+from assoclm.data import DataError
+from assoclm.duplex.metrics import GOALS, SEED_REPORTED
+from assoclm.io import provenance, save_figure_atomic
+from assoclm.train.loop import TrainError
 from assoclm.train.presets import PRESETS
 
 DEFAULT_OUT = "benchmarks/results/duplex-cpu.json"
@@ -78,12 +76,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
             "end_margin": evaluation.get("end_margin"),
             "memory_recall": evaluation.get("memory_recall"),
             "examples": evaluation.get("examples", []),
-            "held_out_dialogues": len(trainer.val_dialogues),
+            "held_out_dialogues": len(trainer.val_docs),
         })
         rows.append(row)
-        shown = ", ".join(f"{label} {_pct(row['metrics'][key])}" for key, _, label in METRICS)
+        shown = ", ".join(f"{label} {pct(row['metrics'][key])}" for key, _, label in METRICS)
         print(f"{name}: {row['parameters']:,} parameters, {row['tokens']:,} tokens: {shown}")
-    from assoclm.duplex.metrics import GOALS, SEED_REPORTED
 
     return {
         "suite": "duplex",
@@ -100,7 +97,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 
 def targets(rows: list[dict], goals: dict[str, float]) -> list[dict]:
-    """The issue's goals, measured on the propagator row (when it ran)."""
+    """The goals, measured on the propagator row (when it ran)."""
     row = next((r for r in rows if r["model"] == "propagator"), None)
     if row is None:
         return []
@@ -113,38 +110,37 @@ def targets(rows: list[dict], goals: dict[str, float]) -> list[dict]:
     return out
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
 def render(result: dict) -> str:
-    """A markdown table: one row per metric, one column per model, and the goal."""
-    rows, goals = result["rows"], result.get("goals", {})
+    """A markdown table: one row per metric, one column per model, and the goal; then how
+    the models were trained and scored, and the targets."""
+    rows, goals = result["rows"], result["goals"]
     lines = ["| metric | " + " | ".join(r["model"] for r in rows) + " | goal |",
              "|---|" + "---|" * (len(rows) + 1)]
     for key, _, label in METRICS:
         goal = goals.get(key)
-        lines.append(f"| {label} | " + " | ".join(_pct(r["metrics"].get(key)) for r in rows)
-                     + f" | {'≥ ' + _pct(goal) if goal is not None else ''} |")
+        lines.append(f"| {label} | " + " | ".join(pct(r["metrics"][key]) for r in rows)
+                     + f" | {'≥ ' + pct(goal) if goal is not None else ''} |")
     lines.append("| model-turn bits/byte | " + " | ".join(
-        "n/a" if r["metrics"].get("model_bpb") is None else f"{r['metrics']['model_bpb']:.3f}"
+        "n/a" if r["metrics"]["model_bpb"] is None else f"{r['metrics']['model_bpb']:.3f}"
         for r in rows) + " | |")
     lines.append("| parameters | " + " | ".join(f"{r['parameters'] / 1e6:.2f}M" for r in rows)
                  + " | |")
     cfg = result["config"]
     conv = (f"; propagator and hebbian with a short convolution of size {cfg['conv_size']}"
-            if cfg.get("conv_size") else "")
-    from assoclm.bench.report import _machine_line, _targets_lines, decision_rule_line
-
+            if cfg["conv_size"] else "")
     lines += ["", f"`{cfg['preset']}` preset of each family, {cfg['tokens']:,} training tokens "
                   f"each on the {cfg['mix']} dialogue mix{conv}; "
-                  f"{rows[0]['held_out_dialogues'] if rows else 0} held-out dialogues, "
+                  f"{rows[0]['held_out_dialogues']} held-out dialogues, "
                   f"{cfg['probes']} memory questions at most. "
-                  f"{decision_rule_line(rows[0].get('end_margin') if rows else None)} "
-                  f"{_machine_line(result['provenance'])}."]
-    if _targets_lines(result):
-        lines += [""] + _targets_lines(result)
-    return "\n".join(lines) + "\n"
+                  f"{decision_rule_line(rows[0]['end_margin'])} "
+                  f"{machine_line(result['provenance'])}."]
+    return with_targets(lines, result["targets"])
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The goals the run judged on the propagator row (``result["targets"]``; empty for
+    --quick runs)."""
+    return result["targets"]
 
 
 def plot(result: dict, path) -> None:
@@ -153,12 +149,12 @@ def plot(result: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows, goals = result["rows"], result.get("goals", {})
+    rows, goals = result["rows"], result["goals"]
     fig, ax = plt.subplots(figsize=(8.0, 3.8))
     width = 0.8 / max(len(rows), 1)
     xs = range(len(METRICS))
     for i, row in enumerate(rows):
-        values = [100 * (row["metrics"].get(key) or 0.0) for key, _, _ in METRICS]
+        values = [100 * (row["metrics"][key] or 0.0) for key, _, _ in METRICS]
         ax.bar([x + (i - (len(rows) - 1) / 2) * width for x in xs], values, width,
                label=f"{row['model']} ({row['parameters'] / 1e6:.2f}M)")
     for x, (key, _, _) in zip(xs, METRICS):
@@ -206,8 +202,6 @@ def main(argv: list[str] | None = None) -> dict:
     require_positive(parser, args, ("tokens", "eval_tokens", "probes"))
     if args.conv_size == 1 or args.conv_size < 0:
         parser.error(f"--conv-size must be 0 (off) or >= 2; got {args.conv_size}")
-    from assoclm.data import DataError
-    from assoclm.train.loop import TrainError
 
     try:
         result = run(args, argv)

@@ -24,9 +24,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from assoclm.bench.common import apply_quick, int_list, provenance, require_positive, write_result
+from assoclm.bench.common import apply_quick, int_list, require_positive, write_result
 from assoclm.bench.memory import peak_tensor_bytes, saved_for_backward_bytes
-from assoclm.io import resolve_device
+from assoclm.bench.render import machine_line, with_targets
+from assoclm.io import provenance, resolve_device, save_figure_atomic
 from assoclm.models.eam import EAMConfig, EAMModel
 from assoclm.ops.maskgit import training_mask
 from assoclm.train.eam import EAMRun, evaluate, examples, train_eam
@@ -144,13 +145,45 @@ def run_bench(args: argparse.Namespace, argv: list[str]) -> dict:
     return result
 
 
+def render(result: dict) -> str:
+    """Markdown: sort accuracy and final residual per test-time solver depth, how the model
+    was trained, peak training memory per solver depth and gradient tail, the targets."""
+    sort, cfg = result["sort"], result["config"]
+    model, run = cfg["model"], cfg["run"]
+    lines = ["| test-time solver steps | sequence accuracy | token accuracy | final residual |",
+             "|---|---|---|---|"]
+    for r in result["depth_dial"]:
+        trained = " (trained)" if r["solver_steps"] == model["solver_steps"] else ""
+        lines.append(f"| {r['solver_steps']}{trained} | {100 * r['sequence_accuracy']:.1f} % | "
+                     f"{100 * r['token_accuracy']:.1f} % | {r['final_residual']:.3g} |")
+    lines += ["", f"Sort, length {run['length']}: {sort['parameters']:,} parameters (dim "
+                  f"{model['hidden']}, {model['num_heads']} heads, {model['solver_steps']} "
+                  f"solver steps, grad tail {model['grad_tail']}, binding {model['binding']}), "
+                  f"{sort['steps']:,} steps of batch {run['batch']} in {sort['elapsed_s']:.0f} s; "
+                  f"{run['eval_examples']} held-out examples decoded in "
+                  f"{run['decode_steps'] or run['length']} parallel rounds. "
+                  f"{machine_line(result['provenance'])}.", "",
+              "| solver steps | grad tail | peak tensor memory, one training step | "
+              "saved for backward |", "|---|---|---|---|"]
+    for r in result["memory"]:
+        lines.append(f"| {r['solver_steps']} | {r['grad_tail']} | "
+                     f"{r['peak_bytes'] / 2**20:.2f} MiB | "
+                     f"{r['saved_for_backward_bytes'] / 2**20:.2f} MiB |")
+    lines += ["", f"Batch {cfg['memory_batch']}; parameters "
+                  f"({result['memory'][0]['parameter_bytes'] / 2**20:.2f} MiB) not included."]
+    return with_targets(lines, result["targets"])
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The two targets the run judged (``result["targets"]``)."""
+    return result["targets"]
+
+
 def plot(result: dict, png) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from assoclm.bench.common import save_figure_atomic
 
     fig, (ax_r, ax_d, ax_m) = plt.subplots(1, 3, figsize=(15, 4))
     sort = result["sort"]

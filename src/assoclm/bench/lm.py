@@ -7,7 +7,7 @@ Each model is trained by the same trainer (``assoclm train``) on the same data w
 tokenizer, the same number of training tokens and the same settings; the model configs come
 from one preset (``--preset``, default ``demo``), whose families are sized to equal
 parameters. Held-out bits per byte is measured the same way for all: every held-out
-document read in order with the state carried. Target (issue 5): propagator within 3% of
+document read in order with the state carried. Target: propagator within 3% of
 the transformer.
 
 Writes a JSON result (``--out``) with each model's loss curve and a PNG beside it.
@@ -20,15 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from assoclm.bench.common import (
-    apply_quick,
-    name_list,
-    provenance,
-    require_positive,
-    save_figure_atomic,
-    write_result,
-)
+from assoclm.bench.common import apply_quick, name_list, require_positive, write_result
+from assoclm.bench.render import machine_line, with_targets
+from assoclm.data import DataError
+from assoclm.duplex.task import build_task, split_run_config
+from assoclm.io import provenance, save_figure_atomic
+from assoclm.train.loop import Trainer, TrainError
+from assoclm.train.plot import Ema, read_metrics
 from assoclm.train.presets import PRESETS, get_preset
+from assoclm.train.run import remove_run
 
 DEFAULT_OUT = "benchmarks/results/lm-cpu.json"
 MODELS = ("propagator", "hebbian", "transformer")
@@ -45,11 +45,6 @@ def train_run(name: str, args: argparse.Namespace, overrides: dict | None = None
     """Train model family ``name`` of ``args.preset`` (its config updated by ``overrides``,
     the trainer's by ``train_overrides``) for ``args.tokens`` tokens in ``args.runs/run_name``;
     returns (its row, the trainer)."""
-    from assoclm.train.cli import remove_run
-    from assoclm.train.config import TrainConfig
-    from assoclm.train.loop import Trainer
-    from assoclm.train.plot import read_metrics
-
     model_cfg, train_cfg = get_preset(args.preset, name)
     model_cfg.update(overrides or {})
     train_cfg.update({"model": name, "preset": args.preset, "max_tokens": args.tokens,
@@ -61,11 +56,12 @@ def train_run(name: str, args: argparse.Namespace, overrides: dict | None = None
         train_cfg["data"] = args.data
     if args.tokenizer:
         train_cfg["tokenizer"] = args.tokenizer
-    config = TrainConfig.from_dict(train_cfg)
+    config, settings = split_run_config(train_cfg)
     out = Path(args.runs) / (run_name or name)
     remove_run(out)  # a benchmark run starts from scratch
     trainer = Trainer(config, model_cfg, out, progress=args.progress,
-                      log=(lambda m: None) if not args.verbose else None)
+                      log=(lambda m: None) if not args.verbose else None,
+                      task=build_task(config, settings))
     result = trainer.run()
     train_records, eval_records = read_metrics(out / "metrics.jsonl")
     rates = sorted(r["tokens_per_s"] for r in train_records[len(train_records) // 10:])
@@ -119,6 +115,26 @@ def targets(rows: list[dict]) -> list[dict]:
              "goal": f"<= +{TARGET_GAP:.0%}", "measured": gap, "met": gap <= TARGET_GAP}]
 
 
+def render(result: dict) -> str:
+    """A Markdown table of each model's parameters, training tokens and held-out bits per
+    byte, how they were trained, and the target."""
+    lines = ["| model | parameters | training tokens | held-out bits/byte |",
+             "|---|---|---|---|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['model']} | {r['parameters'] / 1e6:.2f}M | {r['tokens']:,} | "
+                     f"{r['val_bpb']:.4f} |")
+    cfg = result["config"]
+    lines += ["", f"`{cfg['preset']}` preset of each family on `{cfg['data']}` "
+                  f"({cfg['tokenizer']} tokenizer), same tokens and settings; "
+                  f"{machine_line(result['provenance'])}."]
+    return with_targets(lines, result["targets"])
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The target the run judged (``result["targets"]``; empty for --quick runs)."""
+    return result["targets"]
+
+
 def plot(result: dict, path) -> None:
     import matplotlib
 
@@ -137,7 +153,6 @@ def plot(result: dict, path) -> None:
 def plot_loss_curves(ax, rows: list[dict]) -> None:
     """Each trained row's training loss (EMA) against tokens, labelled with its held-out
     bits per byte."""
-    from assoclm.train.plot import Ema
 
     for row in rows:
         ema, ys = Ema(0.95), []
@@ -188,8 +203,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         apply_quick(args, argv, preset="tiny", tokens=2048, eval_tokens=1024)
     require_positive(parser, args, ("tokens", "eval_tokens"))
-    from assoclm.data import DataError
-    from assoclm.train.loop import TrainError
 
     try:
         result = run(args, argv)

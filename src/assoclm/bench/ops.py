@@ -24,19 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from assoclm.bench.common import (
-    median,
-    provenance,
-    save_figure_atomic,
-    time_interleaved,
-    write_json_atomic,
-)
+from assoclm.bench.common import median, time_interleaved, write_result
 from assoclm.bench.fla_peer import fla_chunk_kernel, fla_naive
+from assoclm.bench.render import commit
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.ops.delta_rule import delta_rule_chunked, delta_rule_recurrent
 from assoclm.ops.delta_rule.gated import to_gated_args
 
 DEFAULT_OUT = "benchmarks/results/ops-cpu.json"
-# The configuration the targets are stated for (issue 2).
+# The configuration the targets are stated for.
 TARGET_SHAPE = {"batch": 4, "heads": 4, "key_dim": 64, "value_dim": 64, "T": 2048}
 TARGET_SPEEDUP_VS_RECURRENT = 20.0
 TARGET_RATIO_VS_FLA_NAIVE = 1.0
@@ -208,7 +204,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 
 def evaluate_targets(args: argparse.Namespace, rows: list[dict]) -> dict | None:
-    """The issue's targets, judged only on the configuration they are stated for."""
+    """The op's targets, judged only on the configuration they are stated for: a dict
+    ``{"at": TARGET_SHAPE, NAME: {"value", "target", "met"}, ...}``, or None elsewhere."""
     shape_ok = all(getattr(args, n) == v for n, v in TARGET_SHAPE.items() if n != "T")
     row = next((r for r in rows if r["T"] == TARGET_SHAPE["T"]), None)
     if args.device != "cpu" or args.dtype != "float32" or not shape_ok or row is None:
@@ -223,6 +220,46 @@ def evaluate_targets(args: argparse.Namespace, rows: list[dict]) -> dict | None:
         "ratio_vs_fla_naive_chunk": {"value": ratio, "target": f"<= {TARGET_RATIO_VS_FLA_NAIVE}",
                                      "met": ratio <= TARGET_RATIO_VS_FLA_NAIVE},
     }
+
+
+def render(result: dict) -> str:
+    """A Markdown table of the medians and ratios per sequence length, and how they were
+    measured. A ratio is "n/a" at lengths where the per-token loop was not run."""
+    cfg, prov = result["config"], result["provenance"]
+    names = list(result["rows"][0]["median_s"])
+    head = (["T"] + [f"{n} (ms)" for n in names] + ["recurrent / chunked",
+            "recurrent / products_only (ceiling)", "chunked / fla naive"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result["rows"]:
+        cells = [str(row["T"])] + [f"{1e3 * row['median_s'][n]:.1f}" for n in names]
+        for key in ("speedup_vs_recurrent", "ceiling_vs_recurrent"):
+            speed = row.get(key)
+            cells.append(f"{speed:.1f}×" if speed is not None else "n/a")
+        cells.append(f"{row['ratio_vs_fla_naive_chunk']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    machine = prov["machine"]
+    lines.append("")
+    lines.append(
+        f"Forward + backward, median of {cfg['repeats']} interleaved runs; B={cfg['batch']}, "
+        f"H={cfg['heads']}, K={cfg['key_dim']}, V={cfg['value_dim']}, C={cfg['chunk_size']}, "
+        f"{cfg['dtype']} on {machine['device']} ({machine['cpu']}, {machine['torch_threads']} "
+        f"threads), torch {machine['torch']}, commit {commit(prov)}. "
+        f"Command: `{prov['command']}`. Absolute times from this shared machine are "
+        "indicative only; the ratios are the result."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The targets of an ops result (``evaluate_targets``' dict) as rows; none when the run
+    was not at the configuration they are stated for."""
+    targets = result["targets"]
+    if targets is None:
+        return []
+    where = ", ".join(f"{k}={v}" for k, v in targets["at"].items())
+    return [{"name": f"delta-rule op {key.replace('_', ' ')} ({where})", "goal": t["target"],
+             "measured": t["value"], "met": t["met"]}
+            for key, t in targets.items() if key != "at"]
 
 
 def print_row(row: dict) -> None:
@@ -271,7 +308,7 @@ def plot(result: dict, path) -> None:
     ax2.bar([x + width for x in xs], fr, width, label="vs fla naive chunk", color="tab:orange")
     ax2.set_xticks(list(xs), [str(t) for t in Ts])
     ax2.axhline(1.0, color="k", lw=0.8)
-    if result.get("targets"):
+    if result["targets"]:
         ax2.axhline(TARGET_SPEEDUP_VS_RECURRENT, color="tab:blue", ls="--", lw=1,
                     label=f"target vs loop ({TARGET_SPEEDUP_VS_RECURRENT:g}×, T=2048)")
     ax2.set(xlabel="sequence length T", ylabel="speed-up of chunked (x)", yscale="log",
@@ -339,12 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"V={args.value_dim} C={args.chunk_size} {args.dtype} on {args.device}, "
           f"median of {args.repeats}, cases timed in turns", flush=True)
     result = run(args, argv)
-    path = write_json_atomic(args.out, result)
-    print(f"wrote {path}")
-    if not args.no_plot:
-        png = path.with_suffix(".png")
-        plot(result, png)
-        print(f"wrote {png}")
+    write_result(result, args.out, None if args.no_plot else plot)
     if result["targets"]:
         for name, t in result["targets"].items():
             if name != "at":

@@ -39,20 +39,21 @@ from assoclm.bench.common import (
     apply_quick,
     median,
     name_list,
-    provenance,
     require_positive,
-    save_figure_atomic,
     time_interleaved,
     write_result,
 )
 from assoclm.bench.lm import add_run_flags, plot_loss_curves, train_run
+from assoclm.bench.render import machine_line, with_targets
+from assoclm.data import DataError
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.models.positronic import TRAITS
+from assoclm.train.loop import TrainError
 from assoclm.train.presets import PRESETS
 
 DEFAULT_OUT = "benchmarks/results/positronic-cpu.json"
 
 
-# --------------------------------------------------------------------------- measurements
 def held_out_batch(val_docs, batch: int, length: int) -> torch.Tensor:
     """[batch, length] token ids cut from the held-out documents read end to end."""
     ids = np.concatenate([np.asarray(d) for d in val_docs])
@@ -166,7 +167,6 @@ def speculative(model, prompts: list[list[int]], new_tokens: int, repeats: int) 
             "speedup_median": median(speedups)}
 
 
-# ------------------------------------------------------------------------------------ run
 def run(args: argparse.Namespace, argv: list[str]) -> dict:
     prov = provenance("assoclm.cli", ["bench", "positronic", *argv], args.device)
     start = time.perf_counter()
@@ -218,7 +218,6 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
     }
 
 
-# ----------------------------------------------------------------------------- rendering
 def plot(result: dict, path) -> None:
     import matplotlib
 
@@ -257,8 +256,6 @@ def plot(result: dict, path) -> None:
 
 def render(result: dict) -> str:
     """Markdown tables for docs/POSITRONIC.md (``assoclm bench report``)."""
-    from assoclm.bench.report import _machine_line, _targets_lines
-
     rows = result["rows"]
     lines = ["| model | parameters | training tokens | held-out bits/byte | tokens/s (median) |",
              "|---|---|---|---|---|"]
@@ -268,7 +265,7 @@ def render(result: dict) -> str:
     cfg = result["config"]
     lines += ["", f"Positronic's held-out bits/byte relative to the transformer: "
                   f"**{result['bpb_relative_to_transformer']:+.1%}** ({cfg['preset']} preset, "
-                  f"{cfg['data']}, seed {cfg['seed']}). {_machine_line(result['provenance'])}.",
+                  f"{cfg['data']}, seed {cfg['seed']}). {machine_line(result['provenance'])}.",
               ""]
     for name, info in result["positronic"].items():
         lines += [f"**{name}**: oscillator gates tanh(g) per layer after training "
@@ -292,13 +289,14 @@ def render(result: dict) -> str:
                   f"{spec['acceptance']:.1%}, {spec['tokens_per_forward']:.2f} tokens per "
                   f"forward call, median speed-up **{spec['speedup_median']:.2f}x** (greedy and "
                   f"speculative timed in turns on the same machine)."]
-    targets = _targets_lines(result)
-    if targets:
-        lines += [""] + targets
-    return "\n".join(lines) + "\n"
+    return with_targets(lines, result["targets"])
 
 
-# ---------------------------------------------------------------------------------- CLI
+def stated_targets(result: dict) -> list[dict]:
+    """The target the run judged (``result["targets"]``; empty for --quick runs)."""
+    return result["targets"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assoclm bench positronic", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -333,8 +331,6 @@ def main(argv: list[str] | None = None) -> dict:
     if args.prompt_len > args.ablation_len:
         parser.error(f"--prompt-len {args.prompt_len} must not exceed --ablation-len "
                      f"{args.ablation_len} (prompts are cut from the held-out batch)")
-    from assoclm.data import DataError
-    from assoclm.train.loop import TrainError
 
     try:
         result = run(args, argv)

@@ -8,7 +8,7 @@ scored on held-out examples by greedy accuracy at the queried positions:
 
 - **MQAR** (Arora et al. 2023, Zoology): for each (sequence length N, key-value pairs D) and
   each width d, the three models at equal parameters (``models.sizing.matched_configs``).
-  Target (issue 5): propagator ≥ 99 % at N = 256, D = 16, d = 128, 2 layers.
+  Target: propagator ≥ 99 % at N = 256, D = 16, d = 128, 2 layers.
 - **Fact update**: facts written, some overwritten with new values, then every key asked;
   accuracy separately on overwritten and untouched keys. Target: propagator ≥ 99 % on the
   overwritten keys, where additive (hebbian) writes return a mix of old and new values.
@@ -24,23 +24,17 @@ import time
 
 import torch
 
-from assoclm.bench.common import (
-    apply_quick,
-    int_list,
-    name_list,
-    provenance,
-    require_positive,
-    save_figure_atomic,
-    write_result,
-)
+from assoclm.bench.common import apply_quick, int_list, name_list, require_positive, write_result
+from assoclm.bench.render import machine_line, pct, with_targets
 from assoclm.data.synthetic import fact_update, mixture, mqar
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.models import build_model
 from assoclm.models.sizing import count_parameters, matched_configs
 from assoclm.train.synthetic import fit
 
 DEFAULT_OUT = "benchmarks/results/recall-cpu.json"
 MODELS = ("propagator", "hebbian", "transformer")
-# The issue's MQAR target and where it is measured.
+# The MQAR target and where it is measured.
 TARGET = {"model": "propagator", "seq_len": 256, "num_kv_pairs": 16, "width": 128,
           "accuracy": 0.99}
 FACT_TARGET = 0.99
@@ -173,7 +167,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> dict:
 
 
 def targets(rows: list[dict], fact_rows: list[dict]) -> list[dict]:
-    """The issue's targets with the measured numbers (only those this run measured)."""
+    """The targets with the measured numbers (only those this run measured)."""
     out = []
     name = (f"propagator MQAR accuracy at N={TARGET['seq_len']}, D={TARGET['num_kv_pairs']}, "
             f"d={TARGET['width']}")
@@ -191,6 +185,68 @@ def targets(rows: list[dict], fact_rows: list[dict]) -> list[dict]:
                         "goal": f">= {FACT_TARGET}", "measured": r["accuracy_overwritten"],
                         "met": r["accuracy_overwritten"] >= FACT_TARGET})
     return out
+
+
+def render(result: dict) -> str:
+    """Markdown: the MQAR grid (accuracy, parameters, steps per model), the fact-update
+    table, how the models were trained and scored, and the targets."""
+    models = [m for m in MODELS
+              if any(r["model"] == m for r in result["mqar"] + result["fact_update"])]
+    lines = []
+    if result["mqar"]:
+        lines += ["| MQAR (N, D) | width d | " + " | ".join(models) + " |",
+                  "|---|---|" + "---|" * len(models)]
+        keys = sorted({(r["seq_len"], r["num_kv_pairs"], r["width"]) for r in result["mqar"]})
+        for n, d, w in keys:
+            cells = []
+            for m in models:
+                row = next((r for r in result["mqar"] if r["model"] == m and
+                            (r["seq_len"], r["num_kv_pairs"], r["width"]) == (n, d, w)), None)
+                cells.append("–" if row is None else
+                             f"{pct(row['accuracy'])} ({row['parameters'] / 1e3:.0f}k, "
+                             f"{row['steps']} steps)")
+            lines.append(f"| ({n}, {d}) | {w} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if result["fact_update"]:
+        r0 = result["fact_update"][0]
+        lines += [f"Fact update ({r0['num_facts']} facts, {r0['num_updates']} overwritten, "
+                  f"{r0['num_filler']} filler tokens, width {r0['width']}):", "",
+                  "| model | overwritten keys | untouched keys | steps |", "|---|---|---|---|"]
+        for r in result["fact_update"]:
+            lines.append(f"| {r['model']} | {pct(r['accuracy_overwritten'])} | "
+                         f"{pct(r['accuracy_untouched'])} | {r['steps']} |")
+        lines.append("")
+    cfg = result["config"]
+    conv = (f", propagator and hebbian with a short convolution of size {cfg['conv_size']} "
+            "before q, k, v" if cfg["conv_size"] else "")
+    lines.append(f"Greedy accuracy on {cfg['test_examples']:,} held-out examples after at most "
+                 f"{cfg['steps']:,} steps of {cfg['batch']} examples (stopping early at "
+                 f"{cfg['stop_at']}), {cfg['layers']} layers, vocabulary {cfg['vocab_size']}"
+                 f"{conv}{train_mix_phrase(result)}; cells show accuracy (parameters, steps). "
+                 f"{machine_line(result['provenance'])}.")
+    grown = [r for r in result["mqar"] if len(r["history"]) > 1]
+    if len(grown) == 1:  # a single fit: show how its accuracy grew
+        lines += ["", "Held-out accuracy during training: " + ", ".join(
+            f"{pct(h['accuracy'])} at step {h['step']:,}" for h in grown[0]["history"])
+            + "."]
+    return with_targets(lines, result["targets"])
+
+
+def train_mix_phrase(result: dict) -> str:
+    """", trained on an equal share of ... (Zoology's mixed training)" when the MQAR rows were
+    trained on a mix of settings (``--mqar-train-mix``), else ""."""
+    mixed = {tuple(map(tuple, r["train_settings"])) for r in result["mqar"]
+             if len(r["train_settings"]) > 1}
+    if not mixed:
+        return ""
+    extra = sorted({s for settings in mixed for s in settings[1:]})
+    return (", trained on an equal share of examples of its own setting and of "
+            + ", ".join(f"({n}, {d})" for n, d in extra) + " (Zoology's mixed training)")
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The targets the run judged (``result["targets"]``; empty for --quick runs)."""
+    return result["targets"]
 
 
 def plot(result: dict, path) -> None:
@@ -222,7 +278,7 @@ def plot(result: dict, path) -> None:
         rows = result["fact_update"]
         xs = range(len(rows))
         for offset, group in ((-0.2, "overwritten"), (0.2, "untouched")):
-            vals = [r.get(f"accuracy_{group}", 0.0) for r in rows]
+            vals = [r[f"accuracy_{group}"] for r in rows]
             bars = ax.bar([x + offset for x in xs], vals, width=0.4, label=group)
             ax.bar_label(bars, labels=[f"{v:.2f}" for v in vals], fontsize=7)
         ax.set_xticks(list(xs), [r["model"] for r in rows])

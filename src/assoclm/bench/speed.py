@@ -23,13 +23,13 @@ from assoclm.bench.common import (
     apply_quick,
     int_list,
     median,
-    provenance,
     require_positive,
-    save_figure_atomic,
     time_interleaved,
     write_result,
 )
+from assoclm.bench.render import machine_line
 from assoclm.bench.train import make_step
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.models import build_model
 from assoclm.models.sizing import count_parameters
 from assoclm.train.presets import PRESETS, get_preset
@@ -112,6 +112,33 @@ def _autocast(step, device: torch.device, dtype: torch.dtype):
         with torch.autocast(device.type, dtype=dtype):
             step()
     return run_step
+
+
+def render(result: dict) -> str:
+    """A Markdown table of tokens/s per model and sequence length, with each model's ratio
+    to the transformer ("–" where a model did not run at a length)."""
+    labels = list(result["config"]["models"])
+    lines = ["| T | " + " | ".join(f"{x} tok/s" for x in labels) + " | "
+             + " | ".join(f"{x} / transformer" for x in labels if x != "transformer") + " |",
+             "|---|" + "---|" * (2 * len(labels) - 1)]
+    for r in result["rows"]:
+        tps = [f"{r['tokens_per_s'][x]:,.0f}" if x in r["tokens_per_s"] else "–"
+               for x in labels]
+        ratio = [f"{r['vs_transformer'][x]:.2f}×" if x in r["vs_transformer"] else "–"
+                 for x in labels if x != "transformer"]
+        lines.append(f"| {r['seq_len']:,} | " + " | ".join(tps + ratio) + " |")
+    cfg = result["config"]
+    params = ", ".join(f"{k} {v['parameters'] / 1e6:.2f}M" for k, v in cfg["models"].items())
+    lines += ["", f"One training step, batch {cfg['batch']}, {cfg['dtype']}, median of "
+                  f"{cfg['repeats']} runs taken in turns; parameters: {params}. "
+                  f"{machine_line(result['provenance'])}. Tokens/s from this shared machine "
+                  "are indicative; the ratios are the result."]
+    return "\n".join(lines) + "\n"
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """No targets are stated for training speed against sequence length."""
+    return []
 
 
 def plot(result: dict, path) -> None:

@@ -19,17 +19,17 @@ import torch
 from assoclm.bench.common import (
     apply_quick,
     median,
-    provenance,
     require_positive,
-    save_figure_atomic,
     time_interleaved,
     write_result,
 )
+from assoclm.bench.render import machine_line
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.models import build_model
 from assoclm.train.presets import get_preset
 
 DEFAULT_OUT = "benchmarks/results/train-cpu.json"
-TARGET_RATIO = 10.0  # issue 3: the parallel form at T = 512 on the demo model
+TARGET_RATIO = 10.0  # the parallel form at T = 512 on the demo model, on the CPU
 MODES = ("input", "output")
 
 
@@ -108,6 +108,36 @@ def plot(result: dict, path) -> None:
                  f"@ {result['provenance']['git_commit'][:12]}", fontsize=9)
     save_figure_atomic(fig, path)
     plt.close(fig)
+
+
+def render(result: dict) -> str:
+    """A Markdown table of step time and tokens/s per write path, and how it was measured."""
+    cfg = result["config"]
+    lines = ["| write_from | training step (ms) | tokens/s | vs per-token scan |",
+             "|---|---|---|---|"]
+    slowest = min(r["tokens_per_s"] for r in result["rows"])
+    for row in result["rows"]:
+        lines.append(f"| `{row['write_from']}` | {1e3 * row['median_s']:.0f} | "
+                     f"{row['tokens_per_s']:,.0f} | {row['tokens_per_s'] / slowest:.1f}× |")
+    lines.append("")
+    lines.append(
+        f"One training step (forward, loss, backward, AdamW) of the `{cfg['preset']}` model, "
+        f"B={cfg['batch']}, T={cfg['seq_len']}, {cfg['dtype']}, median of {cfg['repeats']} "
+        f"steps taken in turns. {machine_line(result['provenance'])}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The ratio target as a row, when the run was at the configuration it is stated for
+    (``result["target"]`` is None elsewhere)."""
+    if result["target"] is None:
+        return []
+    cfg = result["config"]
+    return [{"name": f"training step, parallel / per-token writes ({cfg['preset']} preset, "
+                     f"T={cfg['seq_len']})",
+             "goal": result["target"]["ratio"], "measured": result["ratio_input_over_output"],
+             "met": result["target"]["met"]}]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,8 @@
     python -m assoclm.bench.depth drift [flags]    # (c) latent drift and re-grounding
     python -m assoclm.bench.depth EXPERIMENT --quick    # seconds, for tests
 
-Each writes a JSON result (provenance, config, rows) and a PNG beside it;
-``render_depth_dial`` / ``render_depth_ood`` / ``render_depth_drift`` turn a result into the
+Each writes a JSON result (provenance, config, rows) and a PNG beside it, of kind
+``depth-dial``, ``depth-ood`` or ``depth-drift``; :func:`render` turns any of them into the
 Markdown table of docs/EAM.md. The model is :mod:`assoclm.models.recurrent_depth`.
 """
 
@@ -18,17 +18,19 @@ from assoclm.bench.depth import dial, drift
 
 EXPERIMENTS = ("dial", "ood", "drift")
 
-
-def render_depth_dial(result: dict) -> str:
-    return dial.render_dial(result)
-
-
-def render_depth_ood(result: dict) -> str:
-    return dial.render_ood(result)
+# result kind -> its renderer
+RENDERERS = {"depth-dial": dial.render_dial, "depth-ood": dial.render_ood,
+             "depth-drift": drift.render}
 
 
-def render_depth_drift(result: dict) -> str:
-    return drift.render(result)
+def render(result: dict) -> str:
+    """The Markdown table of a depth result, by its kind (``result["suite"]``)."""
+    return RENDERERS[result["suite"]](result)
+
+
+def stated_targets(result: dict) -> list[dict]:
+    """The depth experiments state no targets: they measure, they do not judge."""
+    return []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,5 +49,4 @@ def main(argv: list[str] | None = None) -> int:
     return dial.main(kind, rest)
 
 
-__all__ = ["EXPERIMENTS", "main", "render_depth_dial", "render_depth_drift",
-           "render_depth_ood"]
+__all__ = ["EXPERIMENTS", "main", "render", "stated_targets"]

@@ -35,15 +35,10 @@ import time
 
 import torch
 
-from assoclm.bench.common import (
-    apply_quick,
-    int_list,
-    provenance,
-    require_positive,
-    save_figure_atomic,
-    write_result,
-)
+from assoclm.bench.common import apply_quick, int_list, require_positive, write_result
+from assoclm.bench.render import machine_line
 from assoclm.data.synthetic import SyntheticTask, accuracy, sort_task
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.models.recurrent_depth import RecurrentDepthConfig, RecurrentDepthLM
 from assoclm.train.synthetic import fit
 
@@ -189,14 +184,12 @@ def _models_line(result: dict) -> str:
 
 
 def _footer(result: dict) -> str:
-    from assoclm.bench.report import _machine_line
-
     cfg = result["config"]
     return (f"Task: sorting digits, trained on {cfg['length']} digits; greedy accuracy on "
             f"{cfg['test_examples']:,} held-out examples. Tied training depth: log-normal "
             f"Poisson, mean {cfg['train_depth']}, capped at {cfg['max_depth']}, backprop "
             f"through the last {cfg['backprop_depth']}. {_models_line(result)}. "
-            f"{_machine_line(result['provenance'])}.")
+            f"{machine_line(result['provenance'])}.")
 
 
 def render_dial(result: dict) -> str:

@@ -33,15 +33,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from assoclm.bench.common import (
-    apply_quick,
-    int_list,
-    provenance,
-    require_positive,
-    save_figure_atomic,
-    write_result,
+from assoclm.bench.common import apply_quick, int_list, require_positive, write_result
+from assoclm.bench.render import machine_line
+from assoclm.data.dynamics import (
+    LOGISTIC_LYAPUNOV_R39,
+    LORENZ_LYAPUNOV,
+    logistic_map,
+    lorenz,
+    lorenz_rk4_step,
 )
-from assoclm.data.dynamics import LOGISTIC_LYAPUNOV_R39, LORENZ_LYAPUNOV, logistic_map, lorenz
+from assoclm.io import provenance, save_figure_atomic
 from assoclm.layers.mlp import MLP
 from assoclm.train.schedule import learning_rate, param_groups
 
@@ -159,7 +160,6 @@ def float32_chaos_floor(system: str, x: np.ndarray, steps: int, scale: np.ndarra
             y = r * y * (np.float32(1) - y)
             out.append(y)
     else:
-        from assoclm.data.dynamics import lorenz_rk4_step
 
         y = x[:, 0].astype(np.float32)
         out = [y]
@@ -251,8 +251,6 @@ def plot(result: dict, path) -> None:
 
 def render(result: dict) -> str:
     """Markdown table of a drift result."""
-    from assoclm.bench.report import _machine_line
-
     H, long = result["train_horizon"], result["rollout_steps"]
     head = ["rollout", "valid horizon (median steps)", f"mean error, t ≤ {H}",
             f"mean error, {H} < t ≤ {long}", "worst error", f"latent RMS @ t={long}",
@@ -293,7 +291,7 @@ def render(result: dict) -> str:
         f"standard deviations (predicting the mean scores about 1); the valid horizon is the "
         f"first step whose error exceeds {cfg['tol']}. Largest error within the trained "
         f"horizon: {result['error_within_train_horizon']:.3f}. "
-        f"{_machine_line(result['provenance'])}.")
+        f"{machine_line(result['provenance'])}.")
     return "\n".join(lines) + "\n"
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from assoclm.bench import eam, report
+from assoclm.bench import eam
 
 
 def test_quick_run_writes_memory_sort_and_dial(tmp_path, capsys):
@@ -26,7 +26,7 @@ def test_quick_run_writes_memory_sort_and_dial(tmp_path, capsys):
     assert [r["solver_steps"] for r in result["depth_dial"]] == [1, 4]
     assert len(result["sort"]["residuals"]) == 4
     assert (tmp_path / "eam.png").stat().st_size > 1000
-    table = report.render_eam(result)
+    table = eam.render(result)
     assert "| 4 (trained) |" in table and "peak tensor memory" in table
 
 

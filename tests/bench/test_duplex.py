@@ -39,7 +39,7 @@ def _row(model, decision, recall_updated):
     metrics.update(decision_accuracy=decision, memory_recall_updated=recall_updated,
                    model_bpb=1.25)
     return {"model": model, "parameters": 3_600_000, "metrics": metrics,
-            "held_out_dialogues": 7}
+            "held_out_dialogues": 7, "end_margin": 2.5}
 
 
 def test_duplex_targets_are_judged_on_the_propagator_row():
@@ -66,6 +66,12 @@ def test_duplex_renderer_shows_the_files_numbers(tmp_path):
     assert "| decision | 98.8% | 50.0% | ≥ 99.0% |" in text
     assert "| recall, updated facts | 25.0% | 12.5% |" in text
     assert "size 4" in text and "**not met**" in text
+    assert "7 held-out dialogues" in text and "by more than 2.50 nats" in text
+    assert duplex.stated_targets(result) == result["targets"]
+    assert "earlier rule" not in text
+    rows[0]["end_margin"] = None  # scored before the margin: the file says so, as null
+    (tmp_path / "duplex-x.json").write_text(json.dumps(result))
+    assert "Scored with the earlier rule" in report.render("duplex-x", tmp_path)
 
 
 @pytest.mark.parametrize("flags, message", [
