@@ -25,3 +25,15 @@ def test_unknown_suite_and_command_fail_with_the_choices():
     assert proc.returncode == 2 and "unknown suite 'nope'" in proc.stderr and "ops" in proc.stderr
     proc = run("fly")
     assert proc.returncode == 2 and "invalid choice: 'fly'" in proc.stderr
+
+
+def test_bench_cli_lists_suites_and_rejects_unknown(capsys):
+    from assoclm.cli import main as cli_main
+
+    assert cli_main(["bench"]) == 2
+    listed = capsys.readouterr().out
+    for suite in ("recall", "lm", "train-speed", "decode", "ops", "all"):
+        assert suite in listed
+    assert cli_main(["bench", "--help"]) == 0
+    assert cli_main(["bench", "nope"]) == 2
+    assert "unknown suite" in capsys.readouterr().err
