@@ -23,7 +23,7 @@ import time
 
 from assoclm.bench.common import apply_quick, name_list, require_positive, write_result
 from assoclm.bench.lm import add_run_flags, train_run
-from assoclm.bench.render import decision_rule_line, machine_line, pct, with_targets
+from assoclm.bench.render import decision_rule_line, listed_targets, machine_line, pct, with_targets
 from assoclm.data import DataError
 from assoclm.duplex.metrics import GOALS, SEED_REPORTED
 from assoclm.io import provenance, save_figure_atomic
@@ -137,10 +137,8 @@ def render(result: dict) -> str:
     return with_targets(lines, result["targets"])
 
 
-def stated_targets(result: dict) -> list[dict]:
-    """The goals the run judged on the propagator row (``result["targets"]``; empty for
-    --quick runs)."""
-    return result["targets"]
+# the targets the run judged, as it wrote them
+stated_targets = listed_targets
 
 
 def plot(result: dict, path) -> None:

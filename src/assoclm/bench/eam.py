@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from assoclm.bench.common import apply_quick, int_list, require_positive, write_result
 from assoclm.bench.memory import peak_tensor_bytes, saved_for_backward_bytes
-from assoclm.bench.render import machine_line, with_targets
+from assoclm.bench.render import listed_targets, machine_line, with_targets
 from assoclm.io import provenance, resolve_device, save_figure_atomic
 from assoclm.models.eam import EAMConfig, EAMModel
 from assoclm.ops.maskgit import training_mask
@@ -174,9 +174,8 @@ def render(result: dict) -> str:
     return with_targets(lines, result["targets"])
 
 
-def stated_targets(result: dict) -> list[dict]:
-    """The two targets the run judged (``result["targets"]``)."""
-    return result["targets"]
+# the targets the run judged, as it wrote them
+stated_targets = listed_targets
 
 
 def plot(result: dict, png) -> None:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from assoclm.bench.common import apply_quick, name_list, require_positive, write_result
-from assoclm.bench.render import machine_line, with_targets
+from assoclm.bench.render import listed_targets, machine_line, with_targets
 from assoclm.data import DataError
 from assoclm.duplex.task import build_task, split_run_config
 from assoclm.io import provenance, save_figure_atomic
@@ -130,9 +130,8 @@ def render(result: dict) -> str:
     return with_targets(lines, result["targets"])
 
 
-def stated_targets(result: dict) -> list[dict]:
-    """The target the run judged (``result["targets"]``; empty for --quick runs)."""
-    return result["targets"]
+# the targets the run judged, as it wrote them
+stated_targets = listed_targets
 
 
 def plot(result: dict, path) -> None:

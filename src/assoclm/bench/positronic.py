@@ -44,7 +44,7 @@ from assoclm.bench.common import (
     write_result,
 )
 from assoclm.bench.lm import add_run_flags, plot_loss_curves, train_run
-from assoclm.bench.render import machine_line, with_targets
+from assoclm.bench.render import listed_targets, machine_line, with_targets
 from assoclm.data import DataError
 from assoclm.io import provenance, save_figure_atomic
 from assoclm.models.positronic import TRAITS
@@ -292,9 +292,8 @@ def render(result: dict) -> str:
     return with_targets(lines, result["targets"])
 
 
-def stated_targets(result: dict) -> list[dict]:
-    """The target the run judged (``result["targets"]``; empty for --quick runs)."""
-    return result["targets"]
+# the targets the run judged, as it wrote them
+stated_targets = listed_targets
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,7 +25,7 @@ import time
 import torch
 
 from assoclm.bench.common import apply_quick, int_list, name_list, require_positive, write_result
-from assoclm.bench.render import machine_line, pct, with_targets
+from assoclm.bench.render import listed_targets, machine_line, pct, with_targets
 from assoclm.data.synthetic import fact_update, mixture, mqar
 from assoclm.io import provenance, save_figure_atomic
 from assoclm.models import build_model
@@ -244,9 +244,8 @@ def train_mix_phrase(result: dict) -> str:
             + ", ".join(f"({n}, {d})" for n, d in extra) + " (Zoology's mixed training)")
 
 
-def stated_targets(result: dict) -> list[dict]:
-    """The targets the run judged (``result["targets"]``; empty for --quick runs)."""
-    return result["targets"]
+# the targets the run judged, as it wrote them
+stated_targets = listed_targets
 
 
 def plot(result: dict, path) -> None:

@@ -50,6 +50,12 @@ def targets_lines(targets: list[dict]) -> list[str]:
             + ("met." if t["met"] else "**not met**.") for t in targets]
 
 
+def listed_targets(result: dict) -> list[dict]:
+    """The ``{name, goal, measured, met}`` rows a result keeps under ``"targets"`` (empty for
+    a --quick run): the ``stated_targets`` of every suite that judges its own targets."""
+    return result["targets"]
+
+
 def with_targets(lines: list[str], targets: list[dict]) -> str:
     """``lines`` joined into a section, followed by the target bullets when there are any."""
     if targets:
