@@ -63,10 +63,10 @@ def test_the_memory_lines_use_the_wording_the_memory_dialogues_teach():
     a relation and cities from their vocabularies."""
     from assoclm.duplex.sources import memory as d
 
-    statements, questions, _ = d._TEMPLATES["city"]
-    prefixes = [p for p, new_sentence in d._CORRECTIONS if not new_sentence]
+    statements, questions, _ = d.TEMPLATES["city"]
+    prefixes = [p for p, new_sentence in d.CORRECTIONS if not new_sentence]
     subjects = {"my sister": "my sister", "Tomas": "Tomas"}
-    assert "sister" in d._RELATIONS and "Tomas" in d._NAMES
+    assert "sister" in d.RELATIONS and "Tomas" in d.NAMES
 
     def instances(templates, value=None):
         out = set()
@@ -81,11 +81,11 @@ def test_the_memory_lines_use_the_wording_the_memory_dialogues_teach():
     said = [t.user for t in SCRIPT if t.interrupt_after is None and t.expect is None]
     for line in said:
         value = line.rstrip(".").split()[-1]
-        assert value in d._CITIES, line
+        assert value in d.CITIES, line
         plain = line.removeprefix(next((p for p in prefixes if line.startswith(p)), ""))
         plain = plain[0].upper() + plain[1:]
         assert plain in instances(statements, value), line
     for turn in memory_turns:
         assert turn.user in instances(questions), turn.user
-        assert turn.expect in d._CITIES
+        assert turn.expect in d.CITIES
     assert any(line.startswith(tuple(prefixes)) for line in said), "no correction"

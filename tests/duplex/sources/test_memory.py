@@ -25,7 +25,7 @@ def test_memory_dialogues_are_deterministic_and_seeded():
 @pytest.mark.parametrize("index", range(60), ids=lambda i: f"i{i}")
 def test_memory_probes_answer_with_the_latest_value(index):
     spans = ((1, 5), (0, 4), (0, 3), (0, 2))
-    dialogue, facts = memory._memory_dialogue(11, index, *spans)
+    dialogue, facts = memory.memory_dialogue(11, index, *spans)
     events = dialogue.events
     assert len(dialogue.probes) == len(facts)
     for probe, fact in zip(dialogue.probes, sorted(facts, key=lambda f: f.question)):
@@ -51,7 +51,7 @@ def test_memory_probes_answer_with_the_latest_value(index):
 @pytest.mark.parametrize("seed", [0, 1, 2], ids=lambda s: f"seed{s}")
 def test_memory_subjects_and_values_never_contain_each_other(seed):
     for index in range(100):
-        _, facts = memory._memory_dialogue(seed, index, (3, 6), (2, 5), (0, 0), (0, 0))
+        _, facts = memory.memory_dialogue(seed, index, (3, 6), (2, 5), (0, 0), (0, 0))
         words = sorted({f.subject for f in facts}) + [v for f in facts for v in f.values]
         low = [w.lower() for w in words]
         for i, a in enumerate(low):
@@ -62,11 +62,11 @@ def test_memory_subjects_and_values_never_contain_each_other(seed):
 def test_memory_corrections_say_so():
     corrected = 0
     for index in range(40):
-        dialogue, facts = memory._memory_dialogue(5, index, (2, 4), (1, 3), (0, 0), (0, 0))
+        dialogue, facts = memory.memory_dialogue(5, index, (2, 4), (1, 3), (0, 0), (0, 0))
         for fact in facts:
             for at in fact.mentions[1:]:
                 assert dialogue.events[at].text.startswith(
-                    tuple(prefix for prefix, _ in memory._CORRECTIONS)
+                    tuple(prefix for prefix, _ in memory.CORRECTIONS)
                 ), dialogue.events[at].text
                 corrected += 1
     assert corrected >= 40
@@ -78,7 +78,7 @@ def test_memory_corrections_say_so():
     ids=lambda v: str(v),
 )
 def test_memory_counts_are_respected(facts, updates, chat, gap):
-    small_talk = {user for user, _ in memory._SMALL_TALK}
+    small_talk = {user for user, _ in memory.SMALL_TALK}
     got = memory_dialogues(
         25, seed=1, num_facts=facts, num_updates=updates, distractor_turns=chat,
         question_distance=gap,

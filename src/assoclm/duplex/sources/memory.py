@@ -16,9 +16,13 @@ from dataclasses import dataclass, field
 
 from assoclm.duplex.protocol import Dialogue, Event, Probe
 
-__all__ = ["memory_dialogues", "parse_memory_options"]
+__all__ = ["CITIES", "CORRECTIONS", "NAMES", "RELATIONS", "SMALL_TALK", "TEMPLATES", "Fact",
+           "memory_dialogue", "memory_dialogues", "parse_memory_options"]
 
-_NAMES = """
+# The vocabularies and templates are public: the scripted demo session (duplex/script.py)
+# asks what these dialogues teach, and its test holds it to them.
+
+NAMES = """
 Ada Alma Amara Anika Astrid Aurora Beatrix Bianca Camila Carmen Cecilia Clara Daria Delia
 Elena Elif Elodie Esme Fatima Freya Gemma Greta Hana Helga Imani Ines Ingrid Irene Isla
 Jana Johanna Juno Kaia Keiko Kira Lana Layla Leona Lidia Lorena Lucia Lyra Magda Maia
@@ -38,7 +42,7 @@ Emrys Fenna Gwyn Hollis Isolde Jorunn Kestrel Leif Maren Niamh Osric Pia Rune Sa
 Torvald Ulla Vesna Wystan Ximena Ysolde Zdenka
 """.split()
 
-_CITIES = """
+CITIES = """
 Lisbon Oslo Nairobi Lima Hanoi Quito Dakar Perth Tallinn Riga Vilnius Krakow Gdansk Porto
 Seville Valencia Bilbao Lyon Marseille Nantes Bordeaux Ghent Antwerp Utrecht Leiden Bremen
 Leipzig Dresden Munich Zurich Geneva Basel Vienna Graz Salzburg Prague Brno Budapest
@@ -85,7 +89,7 @@ bronze copper olive khaki ochre ivory cream coral salmon peach plum mauve mustar
 burgundy emerald jade charcoal
 """.split()
 
-_RELATIONS = """
+RELATIONS = """
 sister brother mother father aunt uncle cousin neighbour boss dentist landlord doctor
 teacher grandmother grandfather roommate colleague coach niece nephew godmother son
 daughter husband wife partner tutor
@@ -103,7 +107,7 @@ _SHARED_OBJECTS = {"sky", "grass", "fence", "gate", "bench", "bus", "roof", "mai
 # Per attribute: how the user states it, how the user asks, how the model answers.
 # {s}/{S}: subject (lower/upper first letter), {p}/{P}: its possessive, {v}: the value,
 # {a}: "a" or "an" for the value. The first statement is also the one corrections use.
-_TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
+TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
     "color": (
         ("{S} is {v}.", "{S} is {v}, by the way."),
         ("What color is {s}?", "Do you remember what color {s} is?"),
@@ -140,7 +144,7 @@ _TEMPLATES: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
         "{S} has {a} {v} as a pet.",
     ),
 }
-_VALUES = {"color": _COLORS, "name": _NAMES, "city": _CITIES, "job": _JOBS,
+_VALUES = {"color": _COLORS, "name": NAMES, "city": CITIES, "job": _JOBS,
            "age": [str(n) for n in range(18, 90)], "food": _FOODS, "pet": _PETS}  # fmt: skip
 _PERSON_ATTRIBUTES = ("city", "job", "age", "food", "pet")
 
@@ -149,11 +153,11 @@ _ACKS = ("Got it.", "Okay.", "Noted.", "Understood.", "Thanks, I'll remember tha
 _UPDATE_ACKS = ("Okay, updated.", "Thanks for the correction.", "Got it, I'll use that instead.",
                 "Noted, I've changed that.", "Understood, thanks for correcting me.")  # fmt: skip
 # (prefix, whether the statement after it starts a new sentence)
-_CORRECTIONS = (("Actually, ", False), ("Sorry, I got that wrong: ", False),
+CORRECTIONS = (("Actually, ", False), ("Sorry, I got that wrong: ", False),
                 ("Correction: ", False), ("Wait, I misspoke. ", True),
                 ("Let me correct that. ", True), ("Oops, my mistake. ", True))  # fmt: skip
 _ANSWER_PREFIXES = ("", "", "You told me ", "As far as I remember, ", "From what you said, ")
-_SMALL_TALK = (
+SMALL_TALK = (
     ("How are you today?", "I'm doing well, thanks for asking."),
     ("I went for a long walk this morning.", "That sounds refreshing."),
     ("Do you like rainy days?", "They can be cosy, especially with a good book."),
@@ -196,12 +200,12 @@ class _Subject:
 
 
 @dataclass
-class _Fact:
+class Fact:
     """One fact of a memory dialogue, for tests and debugging.
 
     Attributes:
         subject: the user's wording of the subject ("my sister").
-        attribute: a key of ``_TEMPLATES``.
+        attribute: a key of ``TEMPLATES``.
         values: every value stated, in order; the last one is the answer.
         mentions: index of the user event that states each value.
         question: index of the user event that asks about the fact.
@@ -281,7 +285,7 @@ def memory_dialogues(
         _span("distractor_turns", distractor_turns, 0),
         (0, 0) if question_distance is None else _span("question_distance", question_distance, 0),
     )
-    return [_memory_dialogue(seed, i, *spans)[0] for i in range(n)]
+    return [memory_dialogue(seed, i, *spans)[0] for i in range(n)]
 
 
 # memory_dialogues keyword -> the smallest value it takes.
@@ -323,14 +327,16 @@ def parse_memory_options(text: str) -> dict[str, Span]:
     return options
 
 
-def _memory_dialogue(
+def memory_dialogue(
     seed: int,
     index: int,
     num_facts: tuple[int, int],
     num_updates: tuple[int, int],
     distractor_turns: tuple[int, int],
     question_distance: tuple[int, int],
-) -> tuple[Dialogue, list[_Fact]]:
+) -> tuple[Dialogue, list[Fact]]:
+    """Memory dialogue ``index`` of ``seed`` (see :func:`memory_dialogues`, which takes its
+    first element) and its facts: what was stated, corrected and asked, and where."""
     # A string seed is hashed with SHA-512: the same in every process, unlike hash().
     rng = random.Random(f"assoclm-memory:{seed}:{index}")
     n_facts = rng.randint(*num_facts)
@@ -340,7 +346,7 @@ def _memory_dialogue(
 
     used: list[str] = []
     subjects: dict[str, _Subject] = {}
-    facts: list[_Fact] = []
+    facts: list[Fact] = []
     while len(facts) < n_facts:
         subject, attribute = _draw_subject(rng)
         taken = {(f.subject, f.attribute) for f in facts}
@@ -352,10 +358,10 @@ def _memory_dialogue(
         if subject.user not in subjects:
             subjects[subject.user] = subject
             used.append(subject.user.lower())
-        facts.append(_Fact(subject.user, attribute, [value]))
+        facts.append(Fact(subject.user, attribute, [value]))
 
     # Steps: ("state" | "correct", fact) or ("chat", None).
-    steps: list[tuple[str, _Fact | None]] = [("state", f) for f in facts]
+    steps: list[tuple[str, Fact | None]] = [("state", f) for f in facts]
     for _ in range(n_updates):
         fact = rng.choice(facts)
         fact.values.append(_draw_value(rng, fact.attribute, used))
@@ -367,20 +373,20 @@ def _memory_dialogue(
     questions = facts[:]
     rng.shuffle(questions)
 
-    chats = rng.sample(_SMALL_TALK, min(len(_SMALL_TALK), n_scattered + n_gap))
+    chats = rng.sample(SMALL_TALK, min(len(SMALL_TALK), n_scattered + n_gap))
     seen: Counter[int] = Counter()
     events: list[Event] = []
     probes: list[Probe] = []
     for kind, fact in steps:
         if fact is None:
-            user, model = chats.pop() if chats else rng.choice(_SMALL_TALK)
+            user, model = chats.pop() if chats else rng.choice(SMALL_TALK)
         else:
             subject = subjects[fact.subject]
             k = seen[id(fact)]
             seen[id(fact)] += 1
             fact.mentions.append(len(events))
             if kind == "state":
-                template = rng.choice(_TEMPLATES[fact.attribute][0])
+                template = rng.choice(TEMPLATES[fact.attribute][0])
                 user = _render(template, subject.user, fact.values[0], start=True)
                 model = rng.choice(_ACKS)
             else:
@@ -389,7 +395,7 @@ def _memory_dialogue(
         events += [Event("user", user), Event("model", model)]
     for fact in questions:
         subject = subjects[fact.subject]
-        _, asks, answer = _TEMPLATES[fact.attribute]
+        _, asks, answer = TEMPLATES[fact.attribute]
         fact.question = len(events)
         question = _render(rng.choice(asks), subject.user, "", start=True)
         prefix = rng.choice(_ANSWER_PREFIXES)
@@ -403,10 +409,10 @@ def _memory_dialogue(
 def _draw_subject(rng: random.Random) -> tuple[_Subject, str]:
     kind = rng.choices(("person", "relation", "object"), weights=(4, 4, 2))[0]
     if kind == "person":
-        name = rng.choice(_NAMES)
+        name = rng.choice(NAMES)
         return _Subject(name, name), rng.choice(_PERSON_ATTRIBUTES)
     if kind == "relation":
-        relation = rng.choice(_RELATIONS)
+        relation = rng.choice(RELATIONS)
         attribute = rng.choice(("name",) + _PERSON_ATTRIBUTES)
         return _Subject(f"my {relation}", f"your {relation}"), attribute
     thing = rng.choice(_OBJECTS).replace("-", " ")
@@ -442,10 +448,10 @@ def _render(template: str, subject: str, value: str, start: bool) -> str:
 
 
 def _correction(
-    rng: random.Random, fact: _Fact, subject: _Subject, old: str, new: str
+    rng: random.Random, fact: Fact, subject: _Subject, old: str, new: str
 ) -> str:
-    prefix, sentence = rng.choice(_CORRECTIONS)
-    statement = _render(_TEMPLATES[fact.attribute][0][0], subject.user, new, start=sentence)
+    prefix, sentence = rng.choice(CORRECTIONS)
+    statement = _render(TEMPLATES[fact.attribute][0][0], subject.user, new, start=sentence)
     if rng.random() < 0.3:
         statement = statement.removesuffix(".") + f", not {old}."
     return prefix + statement
